@@ -1,0 +1,10 @@
+// Module entry: registers the shim's functions. Everything above this layer is TypeScript.
+#include "handle.h"
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  dt::initTensor(env, exports);
+  dt::initOps(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(deltatune_native, InitAddon)
