@@ -1,0 +1,67 @@
+// Loads the compiled N-API addon. Everything native goes through this one object.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Opaque reference to one native at::Tensor. */
+export type Handle = object & { readonly __handle: unique symbol };
+
+export interface OpInfo {
+  id: number;
+  args: string[];
+  schema: string;
+}
+
+export interface NativeAddon {
+  fromBytes(data: ArrayBufferView, dtype: number, shape: readonly number[]): Handle;
+  toBytes(h: Handle): ArrayBuffer;
+  dispose(h: Handle): void;
+  isDisposed(h: Handle): boolean;
+  meta(h: Handle): [dtype: number, shape: number[], requiresGrad: boolean, device: string];
+  strides(h: Handle): number[];
+  isContiguous(h: Handle, memoryFormat: number): boolean;
+  isLeaf(h: Handle): boolean;
+  sameStorage(a: Handle, b: Handle): boolean;
+  setRequiresGrad(h: Handle, flag: boolean): void;
+  grad(h: Handle): Handle | null;
+  setGrad(h: Handle, g: Handle | null): void;
+  backward(roots: Handle[], grads: (Handle | null)[], retainGraph: boolean): void;
+  setGradEnabled(flag: boolean): boolean;
+  isGradEnabled(): boolean;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  manualSeed(seed: number | bigint): void;
+  stats(resetPeak?: boolean): { liveHandles: number; peakHandles: number };
+  buildInfo(): { cuda: boolean; parallel: string; config: string };
+  resolveOp(name: string, overload: string): OpInfo;
+  call(id: number, args: unknown[]): unknown;
+}
+
+function findAddon(): string {
+  // Works from src/engine (ts sources) and dist/src/engine (compiled): walk up to the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'native', 'build', 'Release', 'deltatune_native.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error(
+    'deltatune: the native addon is not built (native/build/Release/deltatune_native.node is missing). ' +
+      'Run `npm run setup` in the deltatune folder.',
+  );
+}
+
+function load(): NativeAddon {
+  const path = findAddon();
+  try {
+    return createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (err) {
+    throw new Error(
+      `deltatune: could not load the native addon ${path}: ${(err as Error).message}. ` +
+        'If libtorch was upgraded or LIBTORCH changed, rebuild with `npm run setup`.',
+    );
+  }
+}
+
+export const native: NativeAddon = load();

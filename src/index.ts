@@ -1,0 +1,3 @@
+// The public API of deltatune (re-exports only).
+export * from './engine/index.js';
+export * from './ops/index.js';

@@ -1,0 +1,174 @@
+// Tensor creation: from JS data, constants, ranges and random draws.
+import { Tensor, callTensorOp } from '../engine/tensor.js';
+import { fromBytes, checkDevice } from '../engine/tensor.js';
+import { type DType, dtypeCode, dtypeOfArray } from '../engine/dtype.js';
+
+export interface CreateOptions {
+  /** Element type; float32 unless stated (JS numbers do not say whether they are integers). */
+  dtype?: DType;
+  device?: string;
+  requiresGrad?: boolean;
+}
+
+type Nested = number | boolean | bigint | readonly Nested[];
+
+function checkShape(shape: readonly number[], what: string): readonly number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${what}: shape must be an array of integers`);
+  for (const s of shape) {
+    if (!Number.isInteger(s) || s < 0) throw new RangeError(`${what}: invalid shape [${shape.join(',')}]`);
+  }
+  return shape;
+}
+
+function finish(t: Tensor, options: CreateOptions): Tensor {
+  let out = t;
+  if (options.device && options.device !== 'cpu') {
+    out = t.to(checkDevice(options.device));
+    if (out !== t) t.dispose();
+  }
+  if (options.requiresGrad) out.requiresGrad = true;
+  return out;
+}
+
+function factoryArgs(options: CreateOptions, fallback: DType | undefined = 'float32') {
+  const dtype = options.dtype ?? fallback;
+  return [dtype === undefined ? undefined : dtypeCode(dtype), undefined, options.device ? checkDevice(options.device) : undefined, undefined] as const;
+}
+
+function flatten(data: Nested, shape: number[], out: (number | boolean | bigint)[], depth: number): void {
+  if (Array.isArray(data)) {
+    if (shape.length <= depth) shape.push(data.length);
+    else if (shape[depth] !== data.length) {
+      throw new RangeError(`tensor(): ragged nested array (length ${data.length} where ${shape[depth]} was expected at depth ${depth})`);
+    }
+    for (const d of data) flatten(d, shape, out, depth + 1);
+  } else {
+    if (depth !== shape.length) throw new RangeError('tensor(): ragged nested array (mixed depths)');
+    out.push(data as number | boolean | bigint);
+  }
+}
+
+/**
+ * A tensor from JS data: a typed array (one copy, dtype taken from the array unless given),
+ * or numbers / booleans / bigints, possibly nested. `shape` reshapes flat data.
+ */
+export function tensor(data: ArrayBufferView | Nested, options: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  let t: Tensor;
+  if (ArrayBuffer.isView(data)) {
+    const natural = dtypeOfArray(data);
+    const count = (data as unknown as ArrayLike<unknown>).length;
+    const shape = options.shape ? checkShape(options.shape, 'tensor()') : [count];
+    t = fromBytes(data, natural, shape);
+    const wanted = options.dtype ?? natural;
+    if (wanted !== natural) {
+      const converted = t.to(wanted);
+      t.dispose();
+      t = converted;
+    }
+  } else {
+    const values: (number | boolean | bigint)[] = [];
+    const inferred: number[] = [];
+    flatten(data, inferred, values, 0);
+    const shape = options.shape ? checkShape(options.shape, 'tensor()') : inferred;
+    const kind = values.length ? typeof values[0] : 'number';
+    if (!values.every((v) => typeof v === kind)) throw new TypeError('tensor(): mixed element types (numbers, booleans, bigints)');
+    const dtype = options.dtype ?? (kind === 'boolean' ? 'bool' : kind === 'bigint' ? 'int64' : 'float32');
+    if (kind === 'bigint') t = fromBytes(BigInt64Array.from(values as bigint[]), 'int64', shape);
+    else if (kind === 'boolean') t = fromBytes(Uint8Array.from(values as boolean[], Number), 'bool', shape);
+    else if (dtype === 'float32') t = fromBytes(Float32Array.from(values as number[]), 'float32', shape);
+    else t = fromBytes(Float64Array.from(values as number[]), 'float64', shape);
+    if (t.dtype !== dtype) {
+      const converted = t.to(dtype);
+      t.dispose();
+      t = converted;
+    }
+  }
+  return finish(t, { ...options, dtype: undefined });
+}
+
+/** A zero-dimensional tensor. */
+export function scalar(value: number, options: CreateOptions = {}): Tensor {
+  return full([], value, options);
+}
+
+export function empty(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'empty');
+  return finish(callTensorOp('aten::empty.memory_format', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'zeros');
+  return finish(callTensorOp('aten::zeros', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'ones');
+  return finish(callTensorOp('aten::ones', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+export function full(shape: readonly number[], value: number | boolean, options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'full');
+  return finish(callTensorOp('aten::full', [shape, value, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+/** Values from `start` to `end` (exclusive) by `step`; int64 when all three are integers, as PyTorch. */
+export function arange(start: number, end?: number, step = 1, options: CreateOptions = {}): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  if (step === 0) throw new RangeError('arange: step must not be zero');
+  const integral = [start, end, step].every(Number.isInteger);
+  return finish(
+    callTensorOp('aten::arange.start_step', [start, end, step, ...factoryArgs(options, integral ? 'int64' : 'float32')]),
+    { requiresGrad: options.requiresGrad },
+  );
+}
+
+export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
+  if (!Number.isInteger(steps) || steps < 0) throw new RangeError(`linspace: steps must be a non-negative integer, got ${steps}`);
+  return finish(callTensorOp('aten::linspace', [start, end, steps, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+export function eye(n: number, m: number = n, options: CreateOptions = {}): Tensor {
+  return finish(callTensorOp('aten::eye.m', [n, m, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+/** Uniform samples in [0, 1). */
+export function rand(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'rand');
+  return finish(callTensorOp('aten::rand', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+/** Standard normal samples. */
+export function randn(shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'randn');
+  return finish(callTensorOp('aten::randn', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+}
+
+/** Integers uniform in [low, high); int64 unless stated. */
+export function randint(low: number, high: number, shape: readonly number[], options: CreateOptions = {}): Tensor {
+  checkShape(shape, 'randint');
+  if (!(high > low)) throw new RangeError(`randint: high (${high}) must be greater than low (${low})`);
+  return finish(callTensorOp('aten::randint.low', [low, high, shape, ...factoryArgs(options, 'int64')]), {
+    requiresGrad: options.requiresGrad,
+  });
+}
+
+/** A random permutation of 0..n-1 (int64). */
+export function randperm(n: number): Tensor {
+  return callTensorOp('aten::randperm', [n, dtypeCode('int64')]);
+}
+
+export function zerosLike(t: Tensor, options: CreateOptions = {}): Tensor {
+  return zeros(t.shape, { dtype: t.dtype, device: t.device, ...options });
+}
+
+export function onesLike(t: Tensor, options: CreateOptions = {}): Tensor {
+  return ones(t.shape, { dtype: t.dtype, device: t.device, ...options });
+}
+
+export function fullLike(t: Tensor, value: number, options: CreateOptions = {}): Tensor {
+  return full(t.shape, value, { dtype: t.dtype, device: t.device, ...options });
+}
+
+export function randnLike(t: Tensor, options: CreateOptions = {}): Tensor {
+  return randn(t.shape, { dtype: t.dtype, device: t.device, ...options });
+}
