@@ -23,7 +23,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Test processes share the cores: give libtorch all of them only when files run one at a time.
-const result = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+const result = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: { ...process.env },
 });
