@@ -1,0 +1,169 @@
+// Optimizers with PyTorch's update rules (torch.optim.AdamW / SGD, single-tensor form), built on
+// in-place ops under noGrad so parameters stay the same leaf tensors.
+import { Tensor, noGrad, tidy, keep } from '../engine/index.js';
+import { zerosLike } from '../ops/creation.js';
+
+export interface ParamGroup {
+  params: Tensor[];
+  /** Overrides the optimizer's weight decay for this group (0 for norms, biases, position tables). */
+  weightDecay?: number;
+  lr?: number;
+}
+
+function groupsOf(params: Tensor[] | ParamGroup[]): ParamGroup[] {
+  if (params.length === 0) return [];
+  return params[0] instanceof Tensor ? [{ params: params as Tensor[] }] : (params as ParamGroup[]);
+}
+
+function checkTrainable(groups: ParamGroup[], what: string): void {
+  for (const g of groups) {
+    for (const p of g.params) {
+      if (!p.requiresGrad) throw new TypeError(`${what}: parameter ${p} does not require grad; pass only trainable parameters`);
+    }
+  }
+}
+
+export abstract class Optimizer {
+  readonly groups: ParamGroup[];
+  lr: number;
+
+  constructor(params: Tensor[] | ParamGroup[], lr: number, what: string) {
+    if (!(lr >= 0)) throw new RangeError(`${what}: lr must be a non-negative number, got ${lr}`);
+    this.groups = groupsOf(params);
+    this.lr = lr;
+    checkTrainable(this.groups, what);
+  }
+
+  /** Drops every parameter's gradient (set to none, as PyTorch 2's default). */
+  zeroGrad(): void {
+    for (const g of this.groups) for (const p of g.params) p.zeroGrad();
+  }
+
+  /** Applies one update from the parameters' current gradients; parameters without a gradient are skipped. */
+  step(): void {
+    noGrad(() => {
+      for (const group of this.groups) {
+        const lr = group.lr ?? this.lr;
+        for (const p of group.params) {
+          const grad = p.grad;
+          if (grad === null) continue;
+          try {
+            tidy(() => this.update(p, grad, lr, group));
+          } finally {
+            grad.dispose();
+          }
+        }
+      }
+    });
+  }
+
+  protected abstract update(param: Tensor, grad: Tensor, lr: number, group: ParamGroup): void;
+
+  /** Frees the optimizer's state tensors. */
+  abstract dispose(): void;
+}
+
+export interface AdamWOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+}
+
+interface AdamState {
+  step: number;
+  expAvg: Tensor;
+  expAvgSq: Tensor;
+}
+
+/** AdamW (decoupled weight decay), as torch.optim.AdamW with its defaults. */
+export class AdamW extends Optimizer {
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly state = new Map<Tensor, AdamState>();
+
+  constructor(params: Tensor[] | ParamGroup[], options: AdamWOptions = {}) {
+    super(params, options.lr ?? 1e-3, 'AdamW');
+    this.betas = options.betas ?? [0.9, 0.999];
+    this.eps = options.eps ?? 1e-8;
+    this.weightDecay = options.weightDecay ?? 1e-2;
+    const [b1, b2] = this.betas;
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new RangeError(`AdamW: betas must be in [0, 1), got [${this.betas.join(', ')}]`);
+  }
+
+  protected update(p: Tensor, grad: Tensor, lr: number, group: ParamGroup): void {
+    const [beta1, beta2] = this.betas;
+    let s = this.state.get(p);
+    if (!s) {
+      s = { step: 0, expAvg: keep(zerosLike(p)), expAvgSq: keep(zerosLike(p)) };
+      this.state.set(p, s);
+    }
+    s.step += 1;
+    const wd = group.weightDecay ?? this.weightDecay;
+    if (wd !== 0) p.mul_(1 - lr * wd);
+    s.expAvg.mul_(beta1).add_(grad, 1 - beta1);
+    s.expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+    const biasCorrection1 = 1 - beta1 ** s.step;
+    const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** s.step);
+    const denom = s.expAvgSq.sqrt().div_(biasCorrection2Sqrt).add_(this.eps);
+    p.addcdiv_(s.expAvg, denom, -lr / biasCorrection1);
+  }
+
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.expAvg.dispose();
+      s.expAvgSq.dispose();
+    }
+    this.state.clear();
+  }
+}
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  dampening?: number;
+  nesterov?: boolean;
+  weightDecay?: number;
+}
+
+/** Stochastic gradient descent with momentum and Nesterov, as torch.optim.SGD. */
+export class SGD extends Optimizer {
+  readonly momentum: number;
+  readonly dampening: number;
+  readonly nesterov: boolean;
+  readonly weightDecay: number;
+  readonly state = new Map<Tensor, Tensor>();
+
+  constructor(params: Tensor[] | ParamGroup[], options: SGDOptions) {
+    super(params, options.lr, 'SGD');
+    this.momentum = options.momentum ?? 0;
+    this.dampening = options.dampening ?? 0;
+    this.nesterov = options.nesterov ?? false;
+    this.weightDecay = options.weightDecay ?? 0;
+    if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
+      throw new RangeError('SGD: nesterov needs momentum > 0 and dampening 0');
+    }
+  }
+
+  protected update(p: Tensor, grad: Tensor, lr: number, group: ParamGroup): void {
+    const wd = group.weightDecay ?? this.weightDecay;
+    let d = wd !== 0 ? grad.add(p, wd) : grad;
+    if (this.momentum !== 0) {
+      let buf = this.state.get(p);
+      if (!buf) {
+        buf = keep(d.clone());
+        this.state.set(p, buf);
+      } else {
+        buf.mul_(this.momentum).add_(d, 1 - this.dampening);
+      }
+      d = this.nesterov ? d.add(buf, this.momentum) : buf;
+    }
+    p.add_(d, -lr);
+  }
+
+  dispose(): void {
+    for (const b of this.state.values()) b.dispose();
+    this.state.clear();
+  }
+}
