@@ -1,0 +1,53 @@
+// Shared benchmark plumbing: the PyTorch worker process and statistics.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface, type Interface } from 'node:readline';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** A Python worker (Debian's python3 with torch) that answers one JSON line per command line. */
+export class TorchWorker {
+  readonly #proc: ChildProcessWithoutNullStreams;
+  readonly #lines: Interface;
+  readonly #pending: ((line: string) => void)[] = [];
+  #stderr = '';
+
+  constructor(script: string, args: string[]) {
+    this.#proc = spawn('/usr/bin/python3', [join(ROOT, 'bench', script), ...args], { cwd: ROOT });
+    this.#proc.stderr.on('data', (d: Buffer) => (this.#stderr += d.toString()));
+    this.#lines = createInterface({ input: this.#proc.stdout });
+    this.#lines.on('line', (line) => this.#pending.shift()?.(line));
+    this.#proc.on('exit', (code) => {
+      if (code !== 0 && this.#pending.length) {
+        console.error(this.#stderr);
+        throw new Error(`PyTorch worker ${script} exited with code ${code}`);
+      }
+    });
+  }
+
+  #next<T>(): Promise<T> {
+    return new Promise((resolve) => this.#pending.push((line) => resolve(JSON.parse(line) as T)));
+  }
+
+  ready<T>(): Promise<T> {
+    return this.#next<T>();
+  }
+
+  ask<T>(command: string): Promise<T> {
+    const reply = this.#next<T>();
+    this.#proc.stdin.write(command + '\n');
+    return reply;
+  }
+
+  close(): void {
+    this.#proc.stdin.write('quit\n');
+    this.#proc.stdin.end();
+  }
+}
