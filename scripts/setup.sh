@@ -73,7 +73,7 @@ if [ $rebuild -eq 1 ]; then
 fi
 
 # --- TypeScript ------------------------------------------------------------------------------
-if [ ! -f dist/.tsbuildinfo ] || [ -n "$(find src test bench scripts tsconfig.json package.json -newer dist/.tsbuildinfo -print -quit 2>/dev/null)" ]; then
+if [ ! -f dist/.tsbuildinfo ] || [ -n "$(find src test bench examples scripts tsconfig.json package.json -newer dist/.tsbuildinfo -print -quit 2>/dev/null)" ]; then
   say "compiling TypeScript"
   node node_modules/typescript/bin/tsc -p tsconfig.json
 fi
