@@ -2,7 +2,7 @@
 // Runs the compiled test suite with node's test runner (its summary closes the output).
 // Usage: node scripts/run-tests.js [filter substring...]
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -17,7 +17,12 @@ function collect(dir) {
   });
 }
 
-const files = collect(testDir).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+// Only compiled files whose TypeScript source still exists: dist/ may hold tests since deleted.
+const hasSource = (f) => existsSync(join(root, f.slice(join(root, 'dist').length + 1).replace(/\.js$/, '.ts')));
+const files = collect(testDir)
+  .filter(hasSource)
+  .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
+  .sort();
 if (files.length === 0) {
   console.error(`no test files found under ${testDir}${filters.length ? ` matching ${filters.join(', ')}` : ''}`);
   process.exit(1);
