@@ -53,3 +53,8 @@ test('the process survives a burst of bad calls', () => {
   assert.equal(errors, 200);
   assert.deepEqual(ones([2]).add(1).toNumbers(), [2, 2]);
 });
+
+test('an impossible allocation is an error, not an abort', () => {
+  assert.throws(() => zeros([1e7, 1e7]), /aten::zeros.*(can't allocate|not enough memory|alloc)/is);
+  assert.deepEqual(zeros([2]).toNumbers(), [0, 0]);
+});
