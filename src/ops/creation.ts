@@ -35,15 +35,27 @@ function factoryArgs(options: CreateOptions, fallback: DType | undefined = 'floa
   return [dtype === undefined ? undefined : dtypeCode(dtype), undefined, options.device ? checkDevice(options.device) : undefined, undefined] as const;
 }
 
-function flatten(data: Nested, shape: number[], out: (number | boolean | bigint)[], depth: number): void {
+// The shape follows the first element at each depth; every array must then match it exactly,
+// so ragged data ([1, [2]], [[1, 2], [3]]) is refused instead of silently reshaped.
+function inferShape(data: Nested): number[] {
+  const shape: number[] = [];
+  let d: Nested = data;
+  while (Array.isArray(d)) {
+    shape.push(d.length);
+    if (d.length === 0) break;
+    d = d[0]!;
+  }
+  return shape;
+}
+
+function flatten(data: Nested, shape: readonly number[], out: (number | boolean | bigint)[], depth: number): void {
   if (Array.isArray(data)) {
-    if (shape.length <= depth) shape.push(data.length);
-    else if (shape[depth] !== data.length) {
-      throw new RangeError(`tensor(): ragged nested array (length ${data.length} where ${shape[depth]} was expected at depth ${depth})`);
+    if (depth >= shape.length || shape[depth] !== data.length) {
+      throw new RangeError(`tensor(): ragged nested array (an array of length ${data.length} at depth ${depth} where the first elements give shape [${shape.join(',')}])`);
     }
     for (const d of data) flatten(d, shape, out, depth + 1);
   } else {
-    if (depth !== shape.length) throw new RangeError('tensor(): ragged nested array (mixed depths)');
+    if (depth !== shape.length) throw new RangeError(`tensor(): ragged nested array (a value at depth ${depth} where the first elements give shape [${shape.join(',')}])`);
     out.push(data as number | boolean | bigint);
   }
 }
@@ -67,7 +79,7 @@ export function tensor(data: ArrayBufferView | Nested, options: CreateOptions & 
     }
   } else {
     const values: (number | boolean | bigint)[] = [];
-    const inferred: number[] = [];
+    const inferred = inferShape(data);
     flatten(data, inferred, values, 0);
     const shape = options.shape ? checkShape(options.shape, 'tensor()') : inferred;
     const kind = values.length ? typeof values[0] : 'number';
@@ -108,7 +120,9 @@ export function ones(shape: readonly number[], options: CreateOptions = {}): Ten
 
 export function full(shape: readonly number[], value: number | boolean, options: CreateOptions = {}): Tensor {
   checkShape(shape, 'full');
-  return finish(callTensorOp('aten::full', [shape, value, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  // A boolean fill makes a bool tensor, as torch.full infers; numbers default to float32.
+  const fallback = typeof value === 'boolean' ? 'bool' : 'float32';
+  return finish(callTensorOp('aten::full', [shape, value, ...factoryArgs(options, fallback)]), { requiresGrad: options.requiresGrad });
 }
 
 /** Values from `start` to `end` (exclusive) by `step`; int64 when all three are integers, as PyTorch. */
