@@ -13,6 +13,8 @@
 
 namespace dt {
 
+const char* dtypeName(at::ScalarType type);
+
 namespace {
 
 const napi_type_tag kHandleTag = {0x6465'6c74'6174'756eULL, 0x7465'6e73'6f72'0001ULL};
@@ -74,14 +76,17 @@ Napi::Value FromBytes(const Napi::CallbackInfo& info) {
     }
     auto dtype = static_cast<at::ScalarType>(info[1].As<Napi::Number>().Int32Value());
     auto shape = toShape(info[2], "fromBytes");
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-    const size_t need = static_cast<size_t>(t.numel()) * t.element_size();
-    if (need != length) {
+    // Check the byte count before allocating, so a hostile shape never triggers a huge allocation.
+    uint64_t need = c10::elementSize(dtype);
+    bool overflow = false;
+    for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(need, static_cast<uint64_t>(d), &need);
+    if (overflow || need != length) {
       std::ostringstream msg;
-      msg << "fromBytes: shape " << c10::IntArrayRef(shape) << " of " << c10::toString(dtype) << " needs " << need
-          << " bytes but the data has " << length;
+      msg << "fromBytes: shape " << c10::IntArrayRef(shape) << " of " << dtypeName(dtype) << " needs "
+          << (overflow ? std::string("more than 2^64") : std::to_string(need)) << " bytes but the data has " << length;
       throw Napi::RangeError::New(env, msg.str());
     }
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
     if (need) std::memcpy(t.data_ptr(), src, need);
     return wrap(env, t);
   });
@@ -150,6 +155,15 @@ Napi::Value SetRequiresGrad(const Napi::CallbackInfo& info) {
   const bool flag = info[1].ToBoolean().Value();
   return guard(info.Env(), "requiresGrad_(" + describe(t) + ")", [&]() -> Napi::Value {
     t.set_requires_grad(flag);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value SetData(const Napi::CallbackInfo& info) {
+  at::Tensor t = tensorOf(info[0], "setData");
+  const at::Tensor& src = tensorOf(info[1], "setData source");
+  return guard(info.Env(), "setData(" + describe(t) + " <- " + describe(src) + ")", [&]() -> Napi::Value {
+    t.set_data(src);
     return info.Env().Undefined();
   });
 }
@@ -315,6 +329,7 @@ void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("isLeaf", Napi::Function::New(env, IsLeaf));
   exports.Set("sameStorage", Napi::Function::New(env, SameStorage));
   exports.Set("setRequiresGrad", Napi::Function::New(env, SetRequiresGrad));
+  exports.Set("setData", Napi::Function::New(env, SetData));
   exports.Set("grad", Napi::Function::New(env, Grad));
   exports.Set("setGrad", Napi::Function::New(env, SetGrad));
   exports.Set("backward", Napi::Function::New(env, Backward));

@@ -24,6 +24,7 @@ export interface NativeAddon {
   isLeaf(h: Handle): boolean;
   sameStorage(a: Handle, b: Handle): boolean;
   setRequiresGrad(h: Handle, flag: boolean): void;
+  setData(h: Handle, source: Handle): void;
   grad(h: Handle): Handle | null;
   setGrad(h: Handle, g: Handle | null): void;
   backward(roots: Handle[], grads: (Handle | null)[], retainGraph: boolean): void;

@@ -26,6 +26,27 @@ export class Tensor implements Trackable {
     return this.#handle;
   }
 
+  /**
+   * @internal Moves the native handle out of this object (which becomes disposed without
+   * freeing anything): how a Parameter takes over a freshly made tensor.
+   */
+  _takeHandle(): Handle {
+    const h = this.handle;
+    this.#handle = null;
+    this.#meta = null;
+    if (this._scope) this._scope._release(this);
+    return h;
+  }
+
+  /**
+   * Replaces this tensor's data (and so its dtype, device and shape) with `source`'s, keeping the
+   * object, its autograd identity and requiresGrad (PyTorch's `param.data = source`).
+   */
+  setData(source: Tensor): void {
+    native.setData(this.handle, source.handle);
+    this.#meta = null;
+  }
+
   /** @internal in-place ops may change shape, dtype or requiresGrad */
   _invalidate(): void {
     this.#meta = null;

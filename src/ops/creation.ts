@@ -186,3 +186,11 @@ export function fullLike(t: Tensor, value: number, options: CreateOptions = {}):
 export function randnLike(t: Tensor, options: CreateOptions = {}): Tensor {
   return randn(t.shape, { dtype: t.dtype, device: t.device, ...options });
 }
+
+/** 0/1 samples that are 1 with probability p (float32 unless stated). */
+export function bernoulli(shape: readonly number[], p: number, options: CreateOptions = {}): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`bernoulli: p must be in [0, 1], got ${p}`);
+  const t = empty(shape, { ...options, requiresGrad: false });
+  callTensorOp('aten::bernoulli_.float', [t, p]);
+  return t;
+}
