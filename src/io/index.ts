@@ -1,0 +1,8 @@
+// Checkpoint input/output: safetensors (read/write), PyTorch .pth (read), atomic writes.
+export { writeFileAtomic } from './atomic.js';
+export {
+  loadSafetensors, parseSafetensors, inspectSafetensors, saveSafetensors,
+  type SafetensorsFile, type SafetensorsHeader, type SafetensorsEntry, type LoadSafetensorsOptions,
+} from './safetensors.js';
+export { loadPth, parsePth } from './pth.js';
+export { loadStateDict, saveStateDict, extractStateDict } from './state-dict.js';

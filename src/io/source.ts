@@ -1,0 +1,116 @@
+// Random-access byte sources shared by the readers: a file read through its descriptor (so a
+// checkpoint is never held in memory whole) or a buffer already in memory (the fuzzer, parse*()).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { type DType } from '../engine/dtype.js';
+import { type Tensor, fromBytes } from '../engine/tensor.js';
+
+/** @internal Exact byte ranges of a file or buffer; `name` prefixes every error. */
+export interface ByteSource {
+  /** the file path, or '<buffer>' */
+  readonly name: string;
+  readonly size: number;
+  /** Exactly `length` bytes at `offset`; a range past the end is an Error, never an allocation. */
+  readAt(offset: number, length: number): Uint8Array;
+  close(): void;
+}
+
+/** @internal An Error whose message starts with the source's name. */
+export function ioError(name: string, message: string, cause?: unknown): Error {
+  return new Error(`${name}: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+function checkRange(name: string, size: number, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    throw ioError(name, `truncated: needs bytes ${offset}..${offset + length} but has only ${size}`);
+  }
+}
+
+/** @internal A source over bytes in memory (views, no copies). */
+export function bufferSource(bytes: Uint8Array, name = '<buffer>'): ByteSource {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`${name}: expected a Uint8Array`);
+  return {
+    name,
+    size: bytes.length,
+    readAt(offset, length) {
+      checkRange(name, bytes.length, offset, length);
+      return bytes.subarray(offset, offset + length);
+    },
+    close() {},
+  };
+}
+
+// readSync takes at most 2 GiB per call.
+const READ_CHUNK = 1 << 30;
+
+/** @internal A source reading a file through one descriptor; `close()` it in a `finally`. */
+export function fileSource(path: string): ByteSource {
+  let fd: number;
+  let size: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw ioError(path, `cannot open: ${(err as Error).message}`, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    size = st.size;
+  } catch (err) {
+    closeSync(fd);
+    throw ioError(path, `cannot read: ${(err as Error).message}`, err);
+  }
+  let open = true;
+  return {
+    name: path,
+    size,
+    readAt(offset, length) {
+      checkRange(path, size, offset, length);
+      let out: Buffer;
+      try {
+        out = Buffer.allocUnsafe(length);
+      } catch (err) {
+        throw ioError(path, `cannot hold ${length} bytes in one buffer: ${(err as Error).message}`, err);
+      }
+      let done = 0;
+      while (done < length) {
+        let n: number;
+        try {
+          n = readSync(fd, out, done, Math.min(length - done, READ_CHUNK), offset + done);
+        } catch (err) {
+          throw ioError(path, `read failed at byte ${offset + done}: ${(err as Error).message}`, err);
+        }
+        if (n === 0) throw ioError(path, `file shrank while reading (ended at byte ${offset + done})`);
+        done += n;
+      }
+      return out;
+    },
+    close() {
+      if (open) closeSync(fd);
+      open = false;
+    },
+  };
+}
+
+/** @internal Bytes per element of each dtype. */
+export const ITEM_SIZE: Record<DType, number> = {
+  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+};
+
+/** @internal Both formats store little-endian bytes, which libtorch takes as they are only on a little-endian host. */
+export function checkHostEndianness(name: string): void {
+  if (endianness() !== 'LE') throw ioError(name, 'deltatune reads and writes tensor files only on little-endian machines');
+}
+
+/**
+ * @internal One copy of `bytes` into a new libtorch tensor. Bool bytes must be 0 or 1: any other
+ * value is undefined behaviour in libtorch kernels, so a hostile file could not be trusted with it.
+ */
+export function tensorFromBytes(bytes: Uint8Array, dtype: DType, shape: readonly number[], what: string): Tensor {
+  if (dtype === 'bool') {
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i]! > 1) throw new Error(`${what}: bool element ${i} has byte value ${bytes[i]} (must be 0 or 1)`);
+    }
+  }
+  return fromBytes(bytes, dtype, shape);
+}
