@@ -1,0 +1,5 @@
+export { Module, type StateDict, type LoadReport, type LoadOptions } from './module.js';
+export { Parameter } from './parameter.js';
+export * from './layers.js';
+export * from './containers.js';
+export { defaultWeight, defaultBias, constantParameter } from './init.js';
