@@ -1,0 +1,10 @@
+// Model zoo: importing this registers every family.
+import './resnet.js';
+import './mobilenet.js';
+import './convnext.js';
+
+export { VisionModel, type BlockInfo, type BlockLayout, type ModelConfig } from './base.js';
+export { createModel, listModels, modelConfig, registerModel, type CreateModelOptions, type KeyRemap } from './registry.js';
+export { ResNet } from './resnet.js';
+export { MobileNetV2 } from './mobilenet.js';
+export { ConvNeXt, convnextFromTimm } from './convnext.js';

@@ -1,0 +1,108 @@
+// Model registry: names → factories with their configs, and createModel, which builds a model
+// and loads a weights file (torchvision or timm names) into it.
+import { Tensor, noGrad } from '../engine/index.js';
+import { loadStateDict } from '../io/state-dict.js';
+import type { ModelConfig, VisionModel } from './base.js';
+
+export interface ModelFactoryOptions {
+  numClasses: number;
+  /** Stochastic-depth rate where the family has one. */
+  dropPath?: number;
+}
+
+/** Renames a foreign checkpoint's keys (e.g. timm's) to this family's torchvision names. */
+export type KeyRemap = (state: Map<string, Tensor>) => Map<string, Tensor>;
+
+interface Entry {
+  factory: (options: ModelFactoryOptions) => VisionModel;
+  config: ModelConfig;
+  /** Named remaps of foreign checkpoint layouts, tried when torchvision names do not match. */
+  remaps: Record<string, { detect: (keys: string[]) => boolean; remap: KeyRemap }>;
+}
+
+const registry = new Map<string, Entry>();
+
+export function registerModel(
+  config: ModelConfig,
+  factory: (options: ModelFactoryOptions) => VisionModel,
+  remaps: Entry['remaps'] = {},
+): void {
+  if (registry.has(config.name)) throw new Error(`registerModel: '${config.name}' is already registered`);
+  registry.set(config.name, { factory, config, remaps });
+}
+
+export function listModels(): string[] {
+  return [...registry.keys()].sort();
+}
+
+export function modelConfig(name: string): ModelConfig {
+  return { ...entry(name).config };
+}
+
+function entry(name: string): Entry {
+  const e = registry.get(name);
+  if (!e) throw new Error(`unknown model '${name}'; available: ${listModels().join(', ')}`);
+  return e;
+}
+
+export interface CreateModelOptions {
+  /** Output classes; defaults to the checkpoint's (or the config's 1000). */
+  numClasses?: number;
+  /**
+   * A weights file (.safetensors, .pth or .pt; torchvision or timm key names). A name such as
+   * 'imagenet' is refused: deltatune never downloads.
+   */
+  weights?: string;
+  /** Which key layout the file uses; 'auto' (default) detects it. */
+  weightsFormat?: 'auto' | 'torchvision' | string;
+  dropPath?: number;
+}
+
+/** Builds a registered model, optionally loading a weights file and resizing the head. */
+export function createModel(name: string, options: CreateModelOptions = {}): VisionModel {
+  const e = entry(name);
+  if (options.weights === undefined) {
+    return e.factory({ numClasses: options.numClasses ?? e.config.numClasses, dropPath: options.dropPath });
+  }
+  if (!/[/\\.]/.test(options.weights)) {
+    throw new Error(
+      `createModel('${name}'): weights '${options.weights}' looks like a name, not a file. deltatune does not download ` +
+        `weights; get the file (${e.config.weightSource}) and pass its path.`,
+    );
+  }
+  let state = loadStateDict(options.weights);
+  try {
+    state = remapKeys(name, e, state, options.weightsFormat ?? 'auto', options.weights);
+    const headKey = `${e.config.classifier}.weight`;
+    const head = state.get(headKey);
+    const checkpointClasses = head ? head.shape[0]! : e.config.numClasses;
+    const numClasses = options.numClasses ?? checkpointClasses;
+    // Build with the checkpoint's head so every key loads strictly, then swap the head if asked.
+    const model = e.factory({ numClasses: checkpointClasses, dropPath: options.dropPath });
+    try {
+      model.loadStateDict(state, { strict: true, source: options.weights });
+      if (numClasses !== checkpointClasses) model.resetClassifier(numClasses);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+    return model;
+  } finally {
+    noGrad(() => {
+      for (const t of state.values()) t.dispose();
+    });
+  }
+}
+
+function remapKeys(name: string, e: Entry, state: Map<string, Tensor>, format: string, source: string): Map<string, Tensor> {
+  if (format === 'torchvision') return state;
+  if (format !== 'auto') {
+    const r = e.remaps[format];
+    if (!r) throw new Error(`createModel('${name}'): unknown weightsFormat '${format}'; known: torchvision, ${Object.keys(e.remaps).join(', ') || '(none)'}`);
+    return r.remap(state);
+  }
+  const keys = [...state.keys()];
+  for (const r of Object.values(e.remaps)) if (r.detect(keys)) return r.remap(state);
+  void source;
+  return state;
+}

@@ -1,0 +1,168 @@
+// ResNet-18/34/50/101.
+// Paper: He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016).
+// Reference code and checkpoint names: torchvision 0.14 models/resnet.py (ResNet v1.5: the stride
+// sits on the 3×3 convolution of a Bottleneck). timm's ResNet uses the same names.
+// Weights: torchvision ResNet*_Weights (BSD-3-Clause code; ImageNet weights have their own terms).
+import type { Tensor } from '../engine/index.js';
+import { Module } from '../nn/module.js';
+import { Sequential } from '../nn/containers.js';
+import { BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
+import { adaptiveAvgPool2d, relu } from '../ops/index.js';
+import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
+import { initConvNets, replaceLinear } from './common.js';
+import { registerModel } from './registry.js';
+
+class BasicBlock extends Module {
+  static readonly expansion = 1;
+  declare conv1: Conv2d;
+  declare bn1: BatchNorm2d;
+  declare relu: ReLU;
+  declare conv2: Conv2d;
+  declare bn2: BatchNorm2d;
+  declare downsample: Sequential | null;
+
+  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null) {
+    super();
+    this.conv1 = new Conv2d(inplanes, planes, 3, { stride, padding: 1, bias: false });
+    this.bn1 = new BatchNorm2d(planes);
+    this.relu = new ReLU();
+    this.conv2 = new Conv2d(planes, planes, 3, { padding: 1, bias: false });
+    this.bn2 = new BatchNorm2d(planes);
+    this.registerModule('downsample', downsample);
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = relu(this.bn1.call(this.conv1.call(x)));
+    out = this.bn2.call(this.conv2.call(out));
+    const identity = this.downsample ? this.downsample.call(x) : x;
+    return relu(out.add(identity));
+  }
+}
+
+class Bottleneck extends Module {
+  static readonly expansion = 4;
+  declare conv1: Conv2d;
+  declare bn1: BatchNorm2d;
+  declare conv2: Conv2d;
+  declare bn2: BatchNorm2d;
+  declare conv3: Conv2d;
+  declare bn3: BatchNorm2d;
+  declare relu: ReLU;
+  declare downsample: Sequential | null;
+
+  constructor(inplanes: number, planes: number, stride: number, downsample: Sequential | null) {
+    super();
+    this.conv1 = new Conv2d(inplanes, planes, 1, { bias: false });
+    this.bn1 = new BatchNorm2d(planes);
+    this.conv2 = new Conv2d(planes, planes, 3, { stride, padding: 1, bias: false });
+    this.bn2 = new BatchNorm2d(planes);
+    this.conv3 = new Conv2d(planes, planes * 4, 1, { bias: false });
+    this.bn3 = new BatchNorm2d(planes * 4);
+    this.relu = new ReLU();
+    this.registerModule('downsample', downsample);
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = relu(this.bn1.call(this.conv1.call(x)));
+    out = relu(this.bn2.call(this.conv2.call(out)));
+    out = this.bn3.call(this.conv3.call(out));
+    const identity = this.downsample ? this.downsample.call(x) : x;
+    return relu(out.add(identity));
+  }
+}
+
+type BlockClass = typeof BasicBlock | typeof Bottleneck;
+
+export class ResNet extends VisionModel {
+  declare conv1: Conv2d;
+  declare bn1: BatchNorm2d;
+  declare relu: ReLU;
+  declare maxpool: MaxPool2d;
+  declare layer1: Sequential;
+  declare layer2: Sequential;
+  declare layer3: Sequential;
+  declare layer4: Sequential;
+  declare fc: Linear;
+
+  constructor(config: ModelConfig, block: BlockClass, layers: [number, number, number, number], numClasses: number) {
+    super({ ...config, numClasses });
+    this.conv1 = new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = new BatchNorm2d(64);
+    this.relu = new ReLU();
+    this.maxpool = new MaxPool2d(3, { stride: 2, padding: 1 });
+    let inplanes = 64;
+    const makeLayer = (planes: number, blocks: number, stride: number) => {
+      const out = planes * block.expansion;
+      const down = stride !== 1 || inplanes !== out
+        ? new Sequential(new Conv2d(inplanes, out, 1, { stride, bias: false }), new BatchNorm2d(out))
+        : null;
+      const seq = new Sequential(new block(inplanes, planes, stride, down));
+      inplanes = out;
+      for (let i = 1; i < blocks; i++) seq.append(new block(inplanes, planes, 1, null));
+      return seq;
+    };
+    this.layer1 = makeLayer(64, layers[0], 1);
+    this.layer2 = makeLayer(128, layers[1], 2);
+    this.layer3 = makeLayer(256, layers[2], 2);
+    this.layer4 = makeLayer(512, layers[3], 2);
+    this.fc = new Linear(512 * block.expansion, numClasses);
+    initConvNets(this);
+  }
+
+  forwardFeatures(x: Tensor): Tensor {
+    checkImage(x, this.config.name);
+    let h = this.maxpool.call(relu(this.bn1.call(this.conv1.call(x))));
+    h = this.layer1.call(h);
+    h = this.layer2.call(h);
+    h = this.layer3.call(h);
+    return this.layer4.call(h);
+  }
+
+  forwardHead(features: Tensor): Tensor {
+    return this.fc.call(adaptiveAvgPool2d(features, 1).flatten(1));
+  }
+
+  blocks(): BlockInfo[] {
+    const out: BlockInfo[] = [];
+    [this.layer1, this.layer2, this.layer3, this.layer4].forEach((layer, stage) => {
+      for (let i = 0; i < layer.length; i++) {
+        const b = layer.at(i) as BasicBlock | Bottleneck;
+        const channels = b instanceof Bottleneck ? b.conv3.outChannels : b.conv2.outChannels;
+        out.push({ name: `layer${stage + 1}.${i}`, stage, channels, reduction: 4 * 2 ** stage, layout: 'nchw' });
+      }
+    });
+    return out;
+  }
+
+  resetClassifier(numClasses: number): void {
+    replaceLinear(this, 'fc', numClasses);
+    this.config.numClasses = numClasses;
+  }
+}
+
+/** Inputs must be [N, 3, H, W] float tensors; say so before a convolution error would. */
+export function checkImage(x: Tensor, model: string): void {
+  if (x.ndim !== 4 || x.shape[1] !== 3) {
+    throw new RangeError(`${model}: expected images as a [N, 3, H, W] tensor, got shape [${x.shape.join(',')}]`);
+  }
+}
+
+const IMAGENET = { inputSize: [3, 224, 224] as [number, number, number], mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
+
+const variants: [string, BlockClass, [number, number, number, number]][] = [
+  ['resnet18', BasicBlock, [2, 2, 2, 2]],
+  ['resnet34', BasicBlock, [3, 4, 6, 3]],
+  ['resnet50', Bottleneck, [3, 4, 6, 3]],
+  ['resnet101', Bottleneck, [3, 4, 23, 3]],
+];
+
+for (const [name, block, layers] of variants) {
+  const config: ModelConfig = {
+    name, family: 'resnet', ...IMAGENET, numClasses: 1000, firstConv: 'conv1', classifier: 'fc',
+    weightSource: `torchvision ${name.replace('resnet', 'ResNet')}_Weights, or timm ${name} (same key names)`,
+    license: 'torchvision code BSD-3-Clause; ImageNet weights carry their own terms',
+    paper: 'He et al., Deep Residual Learning for Image Recognition, CVPR 2016',
+  };
+  // timm's ResNet already uses torchvision's names, so its checkpoints load without a remap.
+  registerModel(config, ({ numClasses }) => new ResNet(config, block, layers, numClasses));
+}
