@@ -4,6 +4,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Linear, type Conv2dLayerOptions } from '../nn/layers.js';
 import { kaimingNormal_, normal_, truncNormal_, zero_, fill_ } from '../ops/init.js';
+import { shouldInitialise } from '../nn/init.js';
 
 /** torchvision's Conv2dNormActivation: Sequential(conv, norm, [activation]) named 0, 1, 2. */
 export function convNormAct(
@@ -34,6 +35,7 @@ export class Permute extends Module {
 
 /** ResNet / MobileNet initialisation: kaiming-normal (fan_out, relu) convs, unit norms. */
 export function initConvNets(model: Module<any, any>, linearStd?: number): void {
+  if (!shouldInitialise()) return;
   model.apply((m) => {
     if (m instanceof Conv2d) {
       kaimingNormal_(m.weight, { mode: 'fanOut', nonlinearity: 'relu' });
@@ -50,6 +52,7 @@ export function initConvNets(model: Module<any, any>, linearStd?: number): void 
 
 /** ConvNeXt / Swin initialisation of convolutions and linears: truncated normal std 0.02, zero bias. */
 export function initTruncNormal(model: Module<any, any>, std = 0.02): void {
+  if (!shouldInitialise()) return;
   model.apply((m) => {
     if (m instanceof Conv2d || m instanceof Linear) {
       truncNormal_(m.weight, 0, std);

@@ -3,6 +3,7 @@
 import { Tensor, noGrad } from '../engine/index.js';
 import { loadStateDict } from '../io/state-dict.js';
 import type { ModelConfig, VisionModel } from './base.js';
+import { withoutInitialisation } from '../nn/init.js';
 
 export interface ModelFactoryOptions {
   numClasses: number;
@@ -78,7 +79,8 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
     const checkpointClasses = head ? head.shape[0]! : e.config.numClasses;
     const numClasses = options.numClasses ?? checkpointClasses;
     // Build with the checkpoint's head so every key loads strictly, then swap the head if asked.
-    const model = e.factory({ numClasses: checkpointClasses, dropPath: options.dropPath });
+    // Random initialisation would be overwritten by the strict load, so it is skipped.
+    const model = withoutInitialisation(() => e.factory({ numClasses: checkpointClasses, dropPath: options.dropPath }));
     try {
       model.loadStateDict(state, { strict: true, source: options.weights });
       if (numClasses !== checkpointClasses) model.resetClassifier(numClasses);

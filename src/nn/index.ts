@@ -2,4 +2,4 @@ export { Module, type StateDict, type LoadReport, type LoadOptions } from './mod
 export { Parameter } from './parameter.js';
 export * from './layers.js';
 export * from './containers.js';
-export { defaultWeight, defaultBias, constantParameter } from './init.js';
+export { defaultWeight, defaultBias, constantParameter, withoutInitialisation, shouldInitialise } from './init.js';

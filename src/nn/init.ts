@@ -3,10 +3,31 @@ import type { Tensor } from '../engine/index.js';
 import { empty, kaimingUniform_, uniform_, fans } from '../ops/index.js';
 import { Parameter } from './parameter.js';
 
+let initialising = true;
+
+/**
+ * Builds modules without random initialisation (parameters hold uninitialised memory): for
+ * models whose every parameter is about to be overwritten by a checkpoint.
+ */
+export function withoutInitialisation<T>(build: () => T): T {
+  const previous = initialising;
+  initialising = false;
+  try {
+    return build();
+  } finally {
+    initialising = previous;
+  }
+}
+
+/** Whether modules being built now should initialise their parameters. */
+export function shouldInitialise(): boolean {
+  return initialising;
+}
+
 /** A weight initialised as nn.Conv2d / nn.Linear do: kaiming-uniform with a = √5. */
 export function defaultWeight(shape: number[]): Parameter {
   const w = empty(shape);
-  kaimingUniform_(w, { a: Math.sqrt(5) });
+  if (initialising) kaimingUniform_(w, { a: Math.sqrt(5) });
   return new Parameter(w);
 }
 
@@ -15,7 +36,7 @@ export function defaultBias(size: number, weightShape: readonly number[]): Param
   const b = empty([size]);
   const { fanIn } = fans(weightShape);
   const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-  uniform_(b, -bound, bound);
+  if (initialising) uniform_(b, -bound, bound);
   return new Parameter(b);
 }
 
