@@ -2,9 +2,13 @@
 import './resnet.js';
 import './mobilenet.js';
 import './convnext.js';
+import './swin.js';
+import './vit.js';
 
 export { VisionModel, type BlockInfo, type BlockLayout, type ModelConfig } from './base.js';
 export { createModel, listModels, modelConfig, registerModel, type CreateModelOptions, type KeyRemap } from './registry.js';
 export { ResNet } from './resnet.js';
 export { MobileNetV2 } from './mobilenet.js';
 export { ConvNeXt, convnextFromTimm } from './convnext.js';
+export { SwinTransformer, SwinTransformerBlock, swinFromTimm } from './swin.js';
+export { VisionTransformer, EncoderBlock, Encoder } from './vit.js';

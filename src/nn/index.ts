@@ -2,4 +2,5 @@ export { Module, type StateDict, type LoadReport, type LoadOptions } from './mod
 export { Parameter } from './parameter.js';
 export * from './layers.js';
 export * from './containers.js';
+export * from './attention.js';
 export { defaultWeight, defaultBias, constantParameter, withoutInitialisation, shouldInitialise } from './init.js';
