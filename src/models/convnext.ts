@@ -9,6 +9,7 @@ import { Sequential } from '../nn/containers.js';
 import { Conv2d, DropPath, Flatten, GELU, LayerNorm, LayerNorm2d, Linear } from '../nn/layers.js';
 import { Parameter } from '../nn/parameter.js';
 import { adaptiveAvgPool2d, full } from '../ops/index.js';
+import { pipe } from '../nn/release.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { Permute, initTruncNormal, replaceLinear } from './common.js';
 import { checkImage } from './resnet.js';
@@ -35,8 +36,8 @@ class CNBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const branch = this.stochastic_depth.call(this.layer_scale.mul(this.block.call(x)));
-    return branch.add(x);
+    const branch = pipe(x, this.block, (t) => this.layer_scale.mul(t), this.stochastic_depth);
+    return branch.add_(x);
   }
 }
 
@@ -78,7 +79,7 @@ export class ConvNeXt extends VisionModel {
   }
 
   forwardHead(features: Tensor): Tensor {
-    return this.classifier.call(adaptiveAvgPool2d(features, 1));
+    return pipe(features, (t) => adaptiveAvgPool2d(t, 1), this.classifier);
   }
 
   blocks(): BlockInfo[] {

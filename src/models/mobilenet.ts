@@ -7,6 +7,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU6 } from '../nn/layers.js';
 import { adaptiveAvgPool2d } from '../ops/index.js';
+import { pipe } from '../nn/release.js';
 import { normal_, zero_ } from '../ops/init.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { convNormAct, initConvNets, replaceLinear } from './common.js';
@@ -24,9 +25,9 @@ class InvertedResidual extends Module {
     this.useResidual = stride === 1 && inp === oup;
     this.outChannels = oup;
     const layers: Module<any, any>[] = [];
-    if (expandRatio !== 1) layers.push(convNormAct(inp, hidden, 1, { activation: new ReLU6() }));
+    if (expandRatio !== 1) layers.push(convNormAct(inp, hidden, 1, { activation: new ReLU6(true) }));
     layers.push(
-      convNormAct(hidden, hidden, 3, { stride, groups: hidden, activation: new ReLU6() }),
+      convNormAct(hidden, hidden, 3, { stride, groups: hidden, activation: new ReLU6(true) }),
       new Conv2d(hidden, oup, 1, { bias: false }),
       new BatchNorm2d(oup),
     );
@@ -35,7 +36,7 @@ class InvertedResidual extends Module {
 
   forward(x: Tensor): Tensor {
     const out = this.conv.call(x);
-    return this.useResidual ? out.add(x) : out;
+    return this.useResidual ? out.add_(x) : out;
   }
 }
 
@@ -60,7 +61,7 @@ export class MobileNetV2 extends VisionModel {
     super({ ...config, numClasses });
     let input = makeDivisible(32);
     const last = makeDivisible(1280);
-    const features = new Sequential(convNormAct(3, input, 3, { stride: 2, activation: new ReLU6() }));
+    const features = new Sequential(convNormAct(3, input, 3, { stride: 2, activation: new ReLU6(true) }));
     let reduction = 2;
     SETTINGS.forEach(([t, c, n, s], stage) => {
       const out = makeDivisible(c);
@@ -72,7 +73,7 @@ export class MobileNetV2 extends VisionModel {
         input = out;
       }
     });
-    features.append(convNormAct(input, last, 1, { activation: new ReLU6() }));
+    features.append(convNormAct(input, last, 1, { activation: new ReLU6(true) }));
     this.features = features;
     this.classifier = new Sequential(new Dropout(dropout), new Linear(last, numClasses));
     initConvNets(this, 0.01);
@@ -84,7 +85,7 @@ export class MobileNetV2 extends VisionModel {
   }
 
   forwardHead(features: Tensor): Tensor {
-    return this.classifier.call(adaptiveAvgPool2d(features, 1).flatten(1));
+    return pipe(features, (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), this.classifier);
   }
 
   blocks(): BlockInfo[] {

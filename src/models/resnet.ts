@@ -7,7 +7,8 @@ import type { Tensor } from '../engine/index.js';
 import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
-import { adaptiveAvgPool2d, relu } from '../ops/index.js';
+import { adaptiveAvgPool2d, relu_ } from '../ops/index.js';
+import { pipe, release } from '../nn/release.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { initConvNets, replaceLinear } from './common.js';
 import { registerModel } from './registry.js';
@@ -32,10 +33,8 @@ class BasicBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let out = relu(this.bn1.call(this.conv1.call(x)));
-    out = this.bn2.call(this.conv2.call(out));
-    const identity = this.downsample ? this.downsample.call(x) : x;
-    return relu(out.add(identity));
+    const out = pipe(x, this.conv1, this.bn1, relu_, this.conv2, this.bn2);
+    return residualRelu(out, x, this.downsample);
   }
 }
 
@@ -63,12 +62,17 @@ class Bottleneck extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let out = relu(this.bn1.call(this.conv1.call(x)));
-    out = relu(this.bn2.call(this.conv2.call(out)));
-    out = this.bn3.call(this.conv3.call(out));
-    const identity = this.downsample ? this.downsample.call(x) : x;
-    return relu(out.add(identity));
+    const out = pipe(x, this.conv1, this.bn1, relu_, this.conv2, this.bn2, relu_, this.conv3, this.bn3);
+    return residualRelu(out, x, this.downsample);
   }
+}
+
+/** relu(out + shortcut(x)) in place on `out`, as torchvision (`out += identity; relu(out)`). */
+function residualRelu(out: Tensor, x: Tensor, downsample: Sequential | null): Tensor {
+  const identity = downsample ? downsample.call(x) : x;
+  out.add_(identity);
+  if (identity !== x) release(identity);
+  return relu_(out);
 }
 
 type BlockClass = typeof BasicBlock | typeof Bottleneck;
@@ -111,15 +115,11 @@ export class ResNet extends VisionModel {
 
   forwardFeatures(x: Tensor): Tensor {
     checkImage(x, this.config.name);
-    let h = this.maxpool.call(relu(this.bn1.call(this.conv1.call(x))));
-    h = this.layer1.call(h);
-    h = this.layer2.call(h);
-    h = this.layer3.call(h);
-    return this.layer4.call(h);
+    return pipe(x, this.conv1, this.bn1, relu_, this.maxpool, this.layer1, this.layer2, this.layer3, this.layer4);
   }
 
   forwardHead(features: Tensor): Tensor {
-    return this.fc.call(adaptiveAvgPool2d(features, 1).flatten(1));
+    return pipe(features, (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), this.fc);
   }
 
   blocks(): BlockInfo[] {

@@ -1,6 +1,7 @@
 // Containers whose children are named by position ('0', '1', ...) or by key, as torch.nn's.
 import type { Tensor } from '../engine/index.js';
 import { Module } from './module.js';
+import { pipe } from './release.js';
 
 type AnyModule = Module<any, any>;
 
@@ -27,9 +28,7 @@ export class Sequential extends Module<[Tensor], Tensor> {
   }
 
   forward(x: Tensor): Tensor {
-    let h = x;
-    for (const m of this._modules.values()) if (m) h = m.call(h) as Tensor;
-    return h;
+    return pipe(x, ...([...this._modules.values()].filter(Boolean) as Module<[Tensor], Tensor>[]));
   }
 }
 

@@ -4,3 +4,4 @@ export * from './layers.js';
 export * from './containers.js';
 export * from './attention.js';
 export { defaultWeight, defaultBias, constantParameter, withoutInitialisation, shouldInitialise } from './init.js';
+export { release, pipe, type Step } from './release.js';

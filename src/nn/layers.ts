@@ -2,7 +2,7 @@
 import type { Tensor } from '../engine/index.js';
 import {
   adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, dropout, flatten, gelu, groupNorm, hardswish, layerNorm, linear,
-  maxPool2d, relu, relu6, sigmoid, silu, tanh, zeros, ones, bernoulli, type Conv2dOptions,
+  maxPool2d, relu, relu_, relu6, relu6_, sigmoid, silu, tanh, zeros, ones, bernoulli, type Conv2dOptions,
 } from '../ops/index.js';
 import { Module } from './module.js';
 import { Parameter } from './parameter.js';
@@ -233,8 +233,23 @@ export class DropPath extends Module {
 /** Wraps a function of one tensor as a module without parameters. */
 abstract class Activation extends Module {}
 
-export class ReLU extends Activation { forward(x: Tensor): Tensor { return relu(x); } }
-export class ReLU6 extends Activation { forward(x: Tensor): Tensor { return relu6(x); } }
+/** ReLU; `inplace` overwrites its input, as torch's ReLU(inplace=True). */
+export class ReLU extends Activation {
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? relu_(x) : relu(x);
+  }
+}
+export class ReLU6 extends Activation {
+  constructor(readonly inplace = false) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return this.inplace ? relu6_(x) : relu6(x);
+  }
+}
 export class SiLU extends Activation { forward(x: Tensor): Tensor { return silu(x); } }
 export class Hardswish extends Activation { forward(x: Tensor): Tensor { return hardswish(x); } }
 export class Sigmoid extends Activation { forward(x: Tensor): Tensor { return sigmoid(x); } }

@@ -5,6 +5,7 @@ export const relu = (a: Tensor): Tensor => T('aten::relu', [a]);
 export const relu_ = (a: Tensor): Tensor => T('aten::relu_', [a]);
 /** min(max(x, 0), 6), as in MobileNetV2. */
 export const relu6 = (a: Tensor): Tensor => T('aten::hardtanh', [a, 0, 6]);
+export const relu6_ = (a: Tensor): Tensor => T('aten::hardtanh_', [a, 0, 6]);
 export const leakyRelu = (a: Tensor, negativeSlope = 0.01): Tensor => T('aten::leaky_relu', [a, negativeSlope]);
 /** GELU: exact (erf) by default, or the tanh approximation. */
 export function gelu(a: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
