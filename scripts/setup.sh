@@ -73,7 +73,10 @@ if [ $rebuild -eq 1 ]; then
 fi
 
 # --- TypeScript ------------------------------------------------------------------------------
-if [ ! -f dist/.tsbuildinfo ] || [ -n "$(find src test bench examples scripts tsconfig.json package.json -newer dist/.tsbuildinfo -print -quit 2>/dev/null)" ]; then
+# (tsc's own incremental mode mis-resolved Symbol.dispose after some edits; a stamp is simpler.)
+stamp_ts=dist/.built
+if [ ! -f "$stamp_ts" ] || [ -n "$(find src test bench examples scripts tsconfig.json package.json -newer "$stamp_ts" -print -quit 2>/dev/null)" ]; then
   say "compiling TypeScript"
   node node_modules/typescript/bin/tsc -p tsconfig.json
+  touch "$stamp_ts"
 fi

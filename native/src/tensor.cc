@@ -8,7 +8,9 @@
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <unistd.h>
 #include <sstream>
 
 namespace dt {
@@ -88,6 +90,33 @@ Napi::Value FromBytes(const Napi::CallbackInfo& info) {
     }
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
     if (need) std::memcpy(t.data_ptr(), src, need);
+    return wrap(env, t);
+  });
+}
+
+// readFile(fd, offset, dtype, shape): reads a tensor's bytes from a file straight into libtorch
+// memory (pread), so loading a checkpoint copies each byte once and has no JS buffer size limit.
+Napi::Value ReadFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "readFile", [&]() -> Napi::Value {
+    const int fd = info[0].As<Napi::Number>().Int32Value();
+    const int64_t offset = info[1].As<Napi::Number>().Int64Value();
+    auto dtype = static_cast<at::ScalarType>(info[2].As<Napi::Number>().Int32Value());
+    auto shape = toShape(info[3], "readFile");
+    uint64_t need = c10::elementSize(dtype);
+    bool overflow = offset < 0;
+    for (int64_t d : shape) overflow = overflow || __builtin_mul_overflow(need, static_cast<uint64_t>(d), &need);
+    if (overflow) throw Napi::RangeError::New(env, "readFile: size or offset out of range");
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    auto* dst = static_cast<char*>(t.data_ptr());
+    uint64_t done = 0;
+    while (done < need) {
+      const ssize_t n = pread(fd, dst + done, std::min<uint64_t>(need - done, 1u << 30), offset + static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw Napi::Error::New(env, std::string("readFile: ") + std::strerror(errno) + " at byte " + std::to_string(offset + done));
+      if (n == 0) throw Napi::Error::New(env, "readFile: the file ended at byte " + std::to_string(offset + done));
+      done += static_cast<uint64_t>(n);
+    }
     return wrap(env, t);
   });
 }
@@ -321,6 +350,7 @@ std::string describe(const at::Tensor& t) {
 void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("fromBytes", Napi::Function::New(env, FromBytes));
   exports.Set("toBytes", Napi::Function::New(env, ToBytes));
+  exports.Set("readFile", Napi::Function::New(env, ReadFile));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
   exports.Set("isDisposed", Napi::Function::New(env, IsDisposed));
   exports.Set("meta", Napi::Function::New(env, Meta));

@@ -16,6 +16,7 @@ export interface OpInfo {
 export interface NativeAddon {
   fromBytes(data: ArrayBufferView, dtype: number, shape: readonly number[]): Handle;
   toBytes(h: Handle): ArrayBuffer;
+  readFile(fd: number, offset: number, dtype: number, shape: readonly number[]): Handle;
   dispose(h: Handle): void;
   isDisposed(h: Handle): boolean;
   meta(h: Handle): [dtype: number, shape: number[], requiresGrad: boolean, device: string];

@@ -292,4 +292,9 @@ export function fromBytes(data: ArrayBufferView, dtype: DType, shape: readonly n
   return new Tensor(native.fromBytes(data, dtypeCode(dtype), shape));
 }
 
+/** @internal Reads a tensor's raw little-endian bytes from an open file at `offset` (one copy, no JS buffer). */
+export function fromFile(fd: number, offset: number, dtype: DType, shape: readonly number[]): Tensor {
+  return new Tensor(native.readFile(fd, offset, dtypeCode(dtype), shape));
+}
+
 export { dtypeOfArray };

@@ -5,7 +5,7 @@
 import { type DType } from '../engine/dtype.js';
 import { Tensor, callOp } from '../engine/tensor.js';
 import { kind, unpickle, type UnpickleHooks } from './pickle.js';
-import { type ByteSource, ITEM_SIZE, bufferSource, checkHostEndianness, fileSource, ioError, tensorFromBytes } from './source.js';
+import { type ByteSource, ITEM_SIZE, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
 import { type ZipEntry, ZipReader } from './zip.js';
 
 /** A global the unpickler may reference: a callable below, or a storage type. */
@@ -145,7 +145,7 @@ class PthLoader implements UnpickleHooks {
     const nbytes = numel * ITEM_SIZE[type.dtype];
     if (entry.size !== nbytes) throw new Error(`storage '${key}' holds ${entry.size} bytes, but ${numel} ${type.dtype} elements need ${nbytes}`);
     // Read once, copied once into libtorch; location ('cuda:0', ...) is ignored: loads go to the CPU.
-    const t = tensorFromBytes(this.#zip.read(entry), type.dtype, [numel], `storage '${key}'`);
+    const t = this.#zip.readTensor(entry, type.dtype, [numel], `storage '${key}'`);
     this.#created.push(t);
     this.#storages.set(key, t);
     this.#isStorage.add(t);

@@ -5,7 +5,7 @@
 import { type DType } from '../engine/dtype.js';
 import { Tensor } from '../engine/tensor.js';
 import { writeFileAtomic } from './atomic.js';
-import { type ByteSource, ITEM_SIZE, bufferSource, checkHostEndianness, fileSource, ioError, tensorFromBytes } from './source.js';
+import { type ByteSource, ITEM_SIZE, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
 
 const TO_DTYPE: Record<string, DType> = {
   F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64',
@@ -143,9 +143,8 @@ function readTensors(src: ByteSource, options: LoadSafetensorsOptions): Safetens
   try {
     for (const e of entries) {
       if (options.filter && !options.filter(e.name)) continue;
-      // One tensor's bytes at a time: libtorch copies them and the JS buffer is dropped.
-      const bytes = src.readAt(dataStart + e.begin, e.end - e.begin);
-      tensors.set(e.name, tensorFromBytes(bytes, e.dtype, e.shape, `${src.name}: tensor '${e.name}'`));
+      // One tensor at a time, straight into libtorch memory (the header check made end − begin = its size).
+      tensors.set(e.name, src.readTensor(dataStart + e.begin, e.dtype, e.shape, `${src.name}: tensor '${e.name}'`));
     }
   } catch (err) {
     for (const t of tensors.values()) t.dispose();

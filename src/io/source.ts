@@ -3,7 +3,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { type DType } from '../engine/dtype.js';
-import { type Tensor, fromBytes } from '../engine/tensor.js';
+import { type Tensor, fromBytes, fromFile } from '../engine/tensor.js';
 
 /** @internal Exact byte ranges of a file or buffer; `name` prefixes every error. */
 export interface ByteSource {
@@ -12,6 +12,8 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `length` bytes at `offset`; a range past the end is an Error, never an allocation. */
   readAt(offset: number, length: number): Uint8Array;
+  /** A tensor from the `dtype`/`shape` bytes at `offset`, copied once (bool bytes validated). */
+  readTensor(offset: number, dtype: DType, shape: readonly number[], what: string): Tensor;
   close(): void;
 }
 
@@ -35,6 +37,9 @@ export function bufferSource(bytes: Uint8Array, name = '<buffer>'): ByteSource {
     readAt(offset, length) {
       checkRange(name, bytes.length, offset, length);
       return bytes.subarray(offset, offset + length);
+    },
+    readTensor(offset, dtype, shape, what) {
+      return tensorFromBytes(this.readAt(offset, byteLength(dtype, shape)), dtype, shape, what);
     },
     close() {},
   };
@@ -85,6 +90,16 @@ export function fileSource(path: string): ByteSource {
       }
       return out;
     },
+    readTensor(offset, dtype, shape, what) {
+      const length = byteLength(dtype, shape);
+      if (dtype === 'bool') return tensorFromBytes(this.readAt(offset, length), dtype, shape, what);
+      checkRange(path, size, offset, length);
+      try {
+        return fromFile(fd, offset, dtype, shape);
+      } catch (err) {
+        throw ioError(path, `${what}: ${(err as Error).message}`, err);
+      }
+    },
     close() {
       if (open) closeSync(fd);
       open = false;
@@ -96,6 +111,10 @@ export function fileSource(path: string): ByteSource {
 export const ITEM_SIZE: Record<DType, number> = {
   float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
 };
+
+function byteLength(dtype: DType, shape: readonly number[]): number {
+  return shape.reduce((n, d) => n * d, ITEM_SIZE[dtype]);
+}
 
 /** @internal Both formats store little-endian bytes, which libtorch takes as they are only on a little-endian host. */
 export function checkHostEndianness(name: string): void {

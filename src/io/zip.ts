@@ -3,7 +3,9 @@
 // before anything is allocated, so a hostile archive cannot ask for more memory than it holds
 // (times deflate's maximum ratio for compressed entries).
 import { inflateRawSync } from 'node:zlib';
-import { type ByteSource, ioError } from './source.js';
+import { type ByteSource, ioError, tensorFromBytes } from './source.js';
+import type { DType } from '../engine/dtype.js';
+import type { Tensor } from '../engine/tensor.js';
 
 /** @internal One file inside the archive. */
 export interface ZipEntry {
@@ -126,6 +128,17 @@ export class ZipReader {
     const start = e.localOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
     if (start + e.compressedSize > this.#src.size) throw this.#fail(`entry '${e.name}' runs past the end of the file`);
     return start;
+  }
+
+  /**
+   * An entry's contents as a tensor: a stored entry (torch.save's usual) is read straight into
+   * libtorch memory; a deflated one is inflated first.
+   */
+  readTensor(e: ZipEntry, dtype: DType, shape: readonly number[], what: string): Tensor {
+    if (e.method === 0 && !(e.flags & 1) && e.compressedSize === e.size) {
+      return this.#src.readTensor(this.#dataOffset(e), dtype, shape, what);
+    }
+    return tensorFromBytes(this.read(e), dtype, shape, what);
   }
 
   /** The uncompressed contents of an entry. */
