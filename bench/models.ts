@@ -9,7 +9,7 @@ import { loadStateDict } from '../src/io/state-dict.js';
 import { ROOT, TorchWorker, median } from './common.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const MODELS = (process.env.BENCH_MODELS ?? 'resnet50,mobilenet_v2,convnext_tiny,swin_t,vit_b_16').split(',');
 
 const threads = getNumThreads();
