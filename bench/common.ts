@@ -6,6 +6,11 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** Lets spinning OpenMP threads of the other process go to sleep. */
+export function settle(ms = 100): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -40,10 +45,18 @@ export class TorchWorker {
     return this.#next<T>();
   }
 
-  ask<T>(command: string): Promise<T> {
+  /**
+   * Sends a command and waits for its reply, then pauses briefly: OpenMP worker threads spin for a
+   * while after their last parallel region, and spinning threads of the idle process would
+   * otherwise steal the 2 cores from the side being timed next.
+   */
+  async ask<T>(command: string): Promise<T> {
+    await settle();
     const reply = this.#next<T>();
     this.#proc.stdin.write(command + '\n');
-    return reply;
+    const value = await reply;
+    await settle();
+    return value;
   }
 
   close(): void {

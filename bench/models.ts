@@ -10,10 +10,11 @@ import { ROOT, TorchWorker, median } from './common.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const FWD_ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 10);
 const MODELS = (process.env.BENCH_MODELS ?? 'resnet50,mobilenet_v2,convnext_tiny,swin_t,vit_b_16').split(',');
 
 const threads = getNumThreads();
-console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads, ${ROUNDS} rounds (medians)`);
+console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads; medians of ${FWD_ROUNDS} forwards and ${ROUNDS} train steps per side, interleaved`);
 const torch = new TorchWorker('models_torch.py', [String(threads), String(BATCH)]);
 await torch.ready();
 
@@ -58,19 +59,18 @@ for (const name of MODELS) {
   timeIt(train, 1);
   await torch.ask('fwd 1');
   await torch.ask('train 1');
+  // Interleave single calls, alternating who goes first, so drift in machine speed (large on
+  // shared hosts) hits both sides alike; forwards are cheap, so they get more rounds.
   const f: number[] = [], ft: number[] = [], t: number[] = [], tt: number[] = [];
+  for (let r = 0; r < FWD_ROUNDS; r++) {
+    if (r % 2 === 0) f.push(...timeIt(fwd, 1));
+    ft.push(...(await torch.ask<{ ms: number[] }>('fwd 1')).ms);
+    if (r % 2 === 1) f.push(...timeIt(fwd, 1));
+  }
   for (let r = 0; r < ROUNDS; r++) {
-    if (r % 2 === 0) {
-      f.push(...timeIt(fwd, 2));
-      ft.push(...(await torch.ask<{ ms: number[] }>('fwd 2')).ms);
-      t.push(...timeIt(train, 1));
-      tt.push(...(await torch.ask<{ ms: number[] }>('train 1')).ms);
-    } else {
-      ft.push(...(await torch.ask<{ ms: number[] }>('fwd 2')).ms);
-      f.push(...timeIt(fwd, 2));
-      tt.push(...(await torch.ask<{ ms: number[] }>('train 1')).ms);
-      t.push(...timeIt(train, 1));
-    }
+    if (r % 2 === 0) t.push(...timeIt(train, 1));
+    tt.push(...(await torch.ask<{ ms: number[] }>('train 1')).ms);
+    if (r % 2 === 1) t.push(...timeIt(train, 1));
   }
   const row = { model: name, fwdOurs: median(f), fwdTorch: median(ft), trainOurs: median(t), trainTorch: median(tt) };
   rows.push(row);
@@ -90,7 +90,10 @@ await torch.ask('use resnet50');
 await torch.ask(`save ${pth} ${st}`);
 const loadOurs: number[] = [];
 const loadTorch: number[] = [];
-for (let r = 0; r < 5; r++) {
+// Warm the page cache for both files first: the comparison is of parsing and copying, not disk.
+await torch.ask(`load ${pth} 1`);
+timeIt(() => noGrad(() => loadStateDict(st).forEach((t) => t.dispose())), 1);
+for (let r = 0; r < 7; r++) {
   loadTorch.push(...(await torch.ask<{ ms: number[] }>(`load ${pth} 1`)).ms);
   loadOurs.push(...timeIt(() => noGrad(() => loadStateDict(st).forEach((t) => t.dispose())), 1));
 }

@@ -134,6 +134,18 @@ Napi::Value ToBytes(const Napi::CallbackInfo& info) {
   });
 }
 
+// reportExternal(t): tells V8 about this tensor's native bytes. Only tensors left to the garbage
+// collector are reported (TypeScript calls this when a tensor is outside every scope): reporting
+// the scope-managed temporaries of every step made V8 run needless collections mid-forward.
+Napi::Value ReportExternal(const Napi::CallbackInfo& info) {
+  Handle* h = unwrap(info[0], "reportExternal");
+  if (h->reportedBytes == 0) {
+    h->reportedBytes = nativeBytes(h->tensor);
+    if (h->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), h->reportedBytes);
+  }
+  return info.Env().Undefined();
+}
+
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
   if (!isHandle(info[0])) throw Napi::TypeError::New(info.Env(), "dispose: not a tensor handle");
   release(info.Env(), info[0].As<Napi::External<Handle>>().Data());
@@ -290,8 +302,6 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
   auto* handle = new Handle{std::move(tensor), 0};
-  handle->reportedBytes = nativeBytes(handle->tensor);
-  if (handle->reportedBytes) Napi::MemoryManagement::AdjustExternalMemory(env, handle->reportedBytes);
   if (++g_live > g_peak) g_peak = g_live;
   auto ext = Napi::External<Handle>::New(env, handle, finalizeHandle);
   ext.TypeTag(&kHandleTag);
@@ -352,6 +362,7 @@ void initTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("toBytes", Napi::Function::New(env, ToBytes));
   exports.Set("readFile", Napi::Function::New(env, ReadFile));
   exports.Set("dispose", Napi::Function::New(env, Dispose));
+  exports.Set("reportExternal", Napi::Function::New(env, ReportExternal));
   exports.Set("isDisposed", Napi::Function::New(env, IsDisposed));
   exports.Set("meta", Napi::Function::New(env, Meta));
   exports.Set("strides", Napi::Function::New(env, Strides));

@@ -18,6 +18,7 @@ export interface NativeAddon {
   toBytes(h: Handle): ArrayBuffer;
   readFile(fd: number, offset: number, dtype: number, shape: readonly number[]): Handle;
   dispose(h: Handle): void;
+  reportExternal(h: Handle): void;
   isDisposed(h: Handle): boolean;
   meta(h: Handle): [dtype: number, shape: number[], requiresGrad: boolean, device: string];
   strides(h: Handle): number[];

@@ -9,6 +9,8 @@ export interface Trackable {
   dispose(): void;
   /** @internal the scope that will dispose this object, if any */
   _scope: Scope | null;
+  /** @internal called when the object leaves every scope alive: from now on the GC may free it */
+  _unscoped(): void;
 }
 
 let current: Scope | null = null;
@@ -42,6 +44,12 @@ export class Scope {
     t._scope = null;
   }
 
+  /** @internal taken out of this scope alive (kept, or surviving the outermost scope) */
+  _escape(t: Trackable): void {
+    this._release(t);
+    t._unscoped();
+  }
+
   /**
    * Ends the scope: disposes everything it owns except `survivors` (tensors, or arrays and plain
    * objects holding them), which move to the enclosing scope.
@@ -56,9 +64,8 @@ export class Scope {
     if (survivors !== undefined) {
       visitTrackables(survivors, (t) => {
         if (t._scope === this) {
-          this.#owned.delete(t);
           if (this.#parent) this.#parent._adopt(t);
-          else t._scope = null;
+          else this._escape(t);
         }
       });
     }
@@ -77,6 +84,7 @@ export class Scope {
 /** @internal called by every new Tensor */
 export function trackInCurrentScope(t: Trackable): void {
   if (current) current._adopt(t);
+  else t._unscoped();
 }
 
 /**
@@ -106,13 +114,13 @@ export function tidy<T>(fn: () => T): T {
 /** Takes tensors out of every scope: they live until disposed explicitly (or garbage-collected). */
 export function keep<T>(value: T): T {
   visitTrackables(value, (t) => {
-    if (t._scope) t._scope._release(t);
+    if (t._scope) t._scope._escape(t);
   });
   return value;
 }
 
 function isTrackable(v: unknown): v is Trackable {
-  return typeof v === 'object' && v !== null && '_scope' in v && typeof (v as Trackable).dispose === 'function';
+  return typeof v === 'object' && v !== null && '_scope' in v && typeof (v as Trackable)._unscoped === 'function';
 }
 
 function visitTrackables(value: unknown, visit: (t: Trackable) => void, depth = 0): void {

@@ -20,6 +20,11 @@ export class Tensor implements Trackable {
     trackInCurrentScope(this);
   }
 
+  /** @internal left to the garbage collector: report its native bytes so GC pressure is honest */
+  _unscoped(): void {
+    if (this.#handle !== null) native.reportExternal(this.#handle);
+  }
+
   /** @internal the native handle; throws once the tensor is disposed */
   get handle(): Handle {
     if (this.#handle === null) throw new Error('tensor was already disposed');

@@ -134,3 +134,20 @@ test('the GC backstop frees forgotten tensors', { skip: typeof globalThis.gc !==
   for (let i = 0; i < 10 && live() > before; i++) await new Promise((r) => setImmediate(r));
   assert.equal(live(), before);
 });
+
+test('native bytes are reported to V8 for tensors left to the GC, not for scoped temporaries', () => {
+  const external = () => process.memoryUsage().external;
+  const MiB = 2 ** 20;
+  const base = external();
+  tidy(() => {
+    zeros([16 * MiB]); // 64 MiB, freed deterministically by the scope
+    assert.ok(external() - base < 8 * MiB, 'a scoped temporary is not reported');
+  });
+  const loose = zeros([16 * MiB]);
+  assert.ok(external() - base >= 63 * MiB, 'an unscoped tensor is reported');
+  loose.dispose();
+  assert.ok(external() - base < 8 * MiB, 'disposal takes the report back');
+  const kept = tidy(() => keep(zeros([16 * MiB])));
+  assert.ok(external() - base >= 63 * MiB, 'a kept tensor is reported');
+  kept.dispose();
+});
