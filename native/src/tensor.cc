@@ -286,6 +286,8 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   auto out = Napi::Object::New(info.Env());
   out.Set("liveHandles", Napi::Number::New(info.Env(), static_cast<double>(g_live)));
   out.Set("peakHandles", Napi::Number::New(info.Env(), static_cast<double>(g_peak)));
+  // V8's running total of external bytes (ours and other addons'); adjusting by 0 reads it.
+  out.Set("externalBytes", Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0))));
   if (info[0].ToBoolean().Value()) g_peak = g_live;
   return out;
 }

@@ -35,7 +35,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   manualSeed(seed: number | bigint): void;
-  stats(resetPeak?: boolean): { liveHandles: number; peakHandles: number };
+  stats(resetPeak?: boolean): { liveHandles: number; peakHandles: number; externalBytes: number };
   buildInfo(): { cuda: boolean; parallel: string; config: string };
   resolveOp(name: string, overload: string): OpInfo;
   call(id: number, args: unknown[]): unknown;

@@ -51,10 +51,10 @@ export function loadedBlas(): string {
 }
 
 /**
- * Counts of native tensor handles alive now and at the peak since the last reset: tests use
- * them to prove that a loop frees what it makes.
+ * Counts of native tensor handles alive now and at the peak since the last reset (tests use them
+ * to prove that a loop frees what it makes), and the external bytes V8 has been told about.
  */
-export function memoryStats(options: { resetPeak?: boolean } = {}): { liveHandles: number; peakHandles: number } {
+export function memoryStats(options: { resetPeak?: boolean } = {}): { liveHandles: number; peakHandles: number; externalBytes: number } {
   return native.stats(options.resetPeak ?? false);
 }
 

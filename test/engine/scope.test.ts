@@ -136,7 +136,7 @@ test('the GC backstop frees forgotten tensors', { skip: typeof globalThis.gc !==
 });
 
 test('native bytes are reported to V8 for tensors left to the GC, not for scoped temporaries', () => {
-  const external = () => process.memoryUsage().external;
+  const external = () => memoryStats().externalBytes;
   const MiB = 2 ** 20;
   const base = external();
   tidy(() => {
