@@ -16,7 +16,8 @@ import { MLP, PatchMerging, ShiftedWindowAttention, relativePositionIndex } from
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { Permute, initTruncNormal, replaceLinear } from './common.js';
 import { registerModel } from './registry.js';
-import { pipe, release } from '../nn/release.js';
+import { pipe } from '../nn/release.js';
+import { residualBlock } from './taps.js';
 
 /** torchvision's SwinTransformerBlock: pre-norm shifted-window attention and MLP, each residual. */
 export class SwinTransformerBlock extends Module {
@@ -43,14 +44,7 @@ export class SwinTransformerBlock extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const attn = pipe(x, this.norm1, this.attn, this.stochastic_depth);
-    const h = x.add(attn);
-    release(attn);
-    const mlp = pipe(h, this.norm2, this.mlp, this.stochastic_depth);
-    // layer_norm saved h for backward, so the sum is out of place.
-    const out = h.add(mlp);
-    release(h, mlp);
-    return out;
+    return residualBlock(this, x, (t) => pipe(t, this.norm1, this.attn, this.stochastic_depth), (t) => pipe(t, this.norm2, this.mlp, this.stochastic_depth));
   }
 }
 

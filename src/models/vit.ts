@@ -15,7 +15,8 @@ import { cat, empty, normal_, truncNormal_, zero_, zeros } from '../ops/index.js
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { replaceLinear } from './common.js';
 import { registerModel } from './registry.js';
-import { pipe, release } from '../nn/release.js';
+import { pipe } from '../nn/release.js';
+import { residualBlock } from './taps.js';
 
 /** torchvision's EncoderBlock: x + attention(ln_1(x)), then + mlp(ln_2(·)). */
 export class EncoderBlock extends Module {
@@ -36,13 +37,7 @@ export class EncoderBlock extends Module {
 
   forward(input: Tensor): Tensor {
     if (input.ndim !== 3) throw new RangeError(`EncoderBlock: expected (batch, sequence, hidden) tokens, got shape [${input.shape.join(',')}]`);
-    const attn = pipe(input, this.ln_1, this.self_attention, this.dropout);
-    const x = attn.add_(input);
-    const mlp = pipe(x, this.ln_2, this.mlp);
-    // layer_norm saved x for backward, so the sum is out of place.
-    const out = x.add(mlp);
-    release(x, mlp);
-    return out;
+    return residualBlock(this, input, (t) => pipe(t, this.ln_1, this.self_attention, this.dropout), (t) => pipe(t, this.ln_2, this.mlp));
   }
 }
 

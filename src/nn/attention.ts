@@ -4,6 +4,7 @@
 import { Tensor, callOp, isGradEnabled, noGrad } from '../engine/index.js';
 import { dropout, empty, indexSelect, linear, matmul, pad, roll, softmax, tensor, truncNormal_, xavierUniform_, zero_ } from '../ops/index.js';
 import { Module } from './module.js';
+import { release } from './release.js';
 import { Parameter } from './parameter.js';
 import { Sequential } from './containers.js';
 import { Dropout, LayerNorm, Linear, ReLU } from './layers.js';
@@ -105,6 +106,11 @@ export class MultiheadAttention extends Module {
   declare in_proj_weight: Parameter;
   declare in_proj_bias: Parameter | null;
   declare out_proj: Linear;
+  /**
+   * Optional module added to the packed input projection ([.., 3E] from x): where LoRA on q and v
+   * goes, since torch keeps q, k and v in one in_proj_weight. Unset in the base model.
+   */
+  declare in_proj_delta?: Module<[Tensor], Tensor>;
   readonly embedDim: number;
   readonly numHeads: number;
   readonly headDim: number;
@@ -141,6 +147,7 @@ export class MultiheadAttention extends Module {
   // torch's fast-path conditions (MultiheadAttention.forward, torch 1.13) for self-attention.
   private canFuse(x: Tensor): boolean {
     if (this.training || this.dropout > 0 || this.numHeads % 2 === 1 || !this.in_proj_bias || !isPlainLinear(this.out_proj)) return false;
+    if (this.in_proj_delta) return false;
     const op = this.out_proj;
     if (!op.bias || x.dtype !== this.in_proj_weight.dtype) return false;
     if (!isGradEnabled()) return true;
@@ -160,7 +167,13 @@ export class MultiheadAttention extends Module {
     const [B, L] = x.shape as [number, number, number];
     const { numHeads: H, headDim: D, embedDim: E } = this;
     // [B, L, 3E] → [3, B, H, L, D]: views, no copy until the matmuls.
-    const heads = linear(x, this.in_proj_weight, this.in_proj_bias).view([B, L, 3, H, D]).permute([2, 0, 3, 1, 4]);
+    let packed = linear(x, this.in_proj_weight, this.in_proj_bias);
+    if (this.in_proj_delta) {
+      const delta = this.in_proj_delta.call(x);
+      packed = packed.add_(delta);
+      release(delta);
+    }
+    const heads = packed.view([B, L, 3, H, D]).permute([2, 0, 3, 1, 4]);
     const q = heads.select(0, 0).div(Math.sqrt(D));
     const k = heads.select(0, 1);
     const v = heads.select(0, 2);
