@@ -4,4 +4,5 @@ export * from './ops/index.js';
 export * from './nn/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
+export * from './delta/index.js';
 export * from './train/optim.js';

@@ -39,6 +39,8 @@ export interface ModelConfig {
   weightSource: string;
   license: string;
   paper: string;
+  /** The weights file this instance was loaded from (set by createModel). */
+  weightsFile?: string;
 }
 
 export abstract class VisionModel extends Module<[Tensor], Tensor> {

@@ -83,6 +83,7 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
     const model = withoutInitialisation(() => e.factory({ numClasses: checkpointClasses, dropPath: options.dropPath }));
     try {
       model.loadStateDict(state, { strict: true, source: options.weights });
+      model.config.weightsFile = options.weights;
       if (numClasses !== checkpointClasses) model.resetClassifier(numClasses);
     } catch (err) {
       model.dispose();

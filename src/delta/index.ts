@@ -1,0 +1,9 @@
+// Delta-tuning methods: importing this registers every method.
+import './selection.js';
+import './lora.js';
+import './ssf.js';
+
+export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, type DeltaOptions, type DeltaSummary, type MethodSpec } from './core.js';
+export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
+export { PackedQVLora, type LoraConfig } from './lora.js';
+export { ScaleShift } from './ssf.js';

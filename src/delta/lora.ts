@@ -1,0 +1,156 @@
+// LoRA (Hu et al., "LoRA: Low-Rank Adaptation of Large Language Models", ICLR 2022), as PEFT
+// implements it: y = base(x) + (alpha / r) · B(A(dropout(x))), A kaiming-uniform, B zero, so the
+// model is unchanged at init. Linear: A, B linears. Conv2d: A a conv with the layer's kernel,
+// stride, padding and dilation to r channels, B a 1×1 conv back (PEFT's Conv2d geometry).
+// Packed attention projections (torchvision ViT's in_proj, Swin's qkv): LoRA on q and v only.
+// Parameter names follow PEFT's saved layout: `<module>.lora_A.weight`, `<module>.lora_B.weight`.
+import type { Tensor } from '../engine/index.js';
+import { Module } from '../nn/module.js';
+import { Conv2d, Dropout, Linear } from '../nn/layers.js';
+import { MultiheadAttention } from '../nn/attention.js';
+import { release } from '../nn/release.js';
+import { cat, zero_, zeros } from '../ops/index.js';
+import type { VisionModel } from '../models/base.js';
+import { check, matchModules, registerMethod } from './core.js';
+
+export interface LoraConfig {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  targets: string | string[];
+}
+
+/** q and v low-rank updates for a packed [q; k; v] projection of width 3E. */
+export class PackedQVLora extends Module {
+  declare lora_A_q: Linear;
+  declare lora_B_q: Linear;
+  declare lora_A_v: Linear;
+  declare lora_B_v: Linear;
+  declare lora_dropout: Dropout;
+
+  constructor(readonly embed: number, rank: number, readonly scaling: number, dropout: number) {
+    super();
+    this.lora_A_q = new Linear(embed, rank, { bias: false });
+    this.lora_B_q = new Linear(rank, embed, { bias: false });
+    this.lora_A_v = new Linear(embed, rank, { bias: false });
+    this.lora_B_v = new Linear(rank, embed, { bias: false });
+    zero_(this.lora_B_q.weight);
+    zero_(this.lora_B_v.weight);
+    this.lora_dropout = new Dropout(dropout);
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = this.lora_dropout.call(x);
+    const dq = this.lora_B_q.call(this.lora_A_q.call(h)).mul_(this.scaling);
+    const dv = this.lora_B_v.call(this.lora_A_v.call(h)).mul_(this.scaling);
+    const dk = zeros(dq.shape, { dtype: dq.dtype });
+    const out = cat([dq, dk, dv], -1);
+    release(dq, dk, dv);
+    if (h !== x) release(h);
+    return out;
+  }
+
+  /** ΔW for the packed [3E, E] weight. */
+  deltaWeight(): Tensor {
+    const dq = this.lora_B_q.weight.matmul(this.lora_A_q.weight).mul_(this.scaling);
+    const dv = this.lora_B_v.weight.matmul(this.lora_A_v.weight).mul_(this.scaling);
+    return cat([dq, zeros(dq.shape), dv], 0);
+  }
+}
+
+function isPackedQkv(name: string, m: Module<any, any>): boolean {
+  return m instanceof Linear && /(^|\.)qkv$/.test(name) && m.outFeatures % 3 === 0;
+}
+
+function defaultTargets(model: VisionModel): string {
+  switch (model.config.family) {
+    case 'resnet': return String.raw`layer\d\.\d+\.conv\d`;
+    case 'mobilenet_v2': return String.raw`features\.\d+\.conv\.(\d+\.0|\d+)`;
+    case 'convnext': return String.raw`features\.\d+\.\d+\.block\.[35]`;
+    case 'swin': return String.raw`features\.\d+\.\d+\.attn\.qkv`;
+    case 'vit': return String.raw`encoder\.layers\.encoder_layer_\d+\.self_attention`;
+    default: throw new Error(`lora: no default targets for family '${model.config.family}'; pass 'targets'`);
+  }
+}
+
+registerMethod<LoraConfig>({
+  name: 'lora',
+  description: 'LoRA on linears and convolutions (q and v of packed attention projections)',
+  configure(raw, model) {
+    check.keys(raw, ['rank', 'alpha', 'dropout', 'targets'], 'lora');
+    const transformer = model.config.family === 'swin' || model.config.family === 'vit';
+    return {
+      rank: raw.rank === undefined ? (transformer ? 64 : 8) : check.positiveInt(raw.rank, 'rank', 'lora'),
+      alpha: raw.alpha === undefined ? 1 : check.number(raw.alpha, 'alpha', 'lora', 0),
+      dropout: raw.dropout === undefined ? 0 : check.number(raw.dropout, 'dropout', 'lora', 0, 0.999),
+      targets: raw.targets === undefined ? defaultTargets(model) : check.targets(raw.targets, 'targets', 'lora'),
+    };
+  },
+  install(model, config, b) {
+    const scaling = config.alpha / config.rank;
+    for (const [name, m] of matchModules(model, config.targets, 'lora')) {
+      if (name === model.config.classifier) continue;
+      if (m instanceof MultiheadAttention) {
+        b.addModule(name, 'in_proj_delta', new PackedQVLora(m.embedDim, config.rank, scaling, config.dropout));
+      } else if (isPackedQkv(name, m)) {
+        const lin = m as Linear;
+        const lora = new PackedQVLora(lin.inFeatures, config.rank, scaling, config.dropout);
+        b.addModule(name, 'lora', lora);
+        b.addHook(name, (_m, [x], out) => (out as Tensor).add_(lora.call(x as Tensor)));
+      } else if (m instanceof Linear || m instanceof Conv2d) {
+        let A: Linear | Conv2d;
+        let B: Linear | Conv2d;
+        if (m instanceof Linear) {
+          A = new Linear(m.inFeatures, config.rank, { bias: false });
+          B = new Linear(config.rank, m.outFeatures, { bias: false });
+        } else {
+          if ((m.options.groups ?? 1) !== 1) {
+            throw new Error(`lora: '${name}' is a grouped convolution (groups=${m.options.groups}); LoRA's rank-r factorisation does not apply. Exclude it from 'targets'.`);
+          }
+          const { stride, padding, dilation } = m.options;
+          A = new Conv2d(m.inChannels, config.rank, m.kernelSize, { stride, padding, dilation, bias: false });
+          B = new Conv2d(config.rank, m.outChannels, 1, { bias: false });
+        }
+        zero_(B.weight);
+        const drop = new Dropout(config.dropout);
+        b.addModule(name, 'lora_A', A);
+        b.addModule(name, 'lora_B', B);
+        b.addModule(name, 'lora_dropout', drop);
+        b.addHook(name, (_m, [x], out) => {
+          const h = drop.call(x as Tensor);
+          const a = A.call(h);
+          const d = B.call(a).mul_(scaling);
+          release(a);
+          if (h !== x) release(h);
+          const y = (out as Tensor).add_(d);
+          release(d);
+          return y;
+        });
+      } else {
+        throw new Error(`lora: '${name}' is a ${m.constructor.name}; LoRA applies to Linear, Conv2d and packed attention projections`);
+      }
+    }
+  },
+  merge(model, config, delta) {
+    for (const [path, module] of delta.addedModules) {
+      const dot = path.lastIndexOf('.');
+      const target = model.getSubmodule(path.slice(0, dot));
+      const kind = path.slice(dot + 1);
+      if (module instanceof PackedQVLora) {
+        const weight = target instanceof MultiheadAttention ? target.in_proj_weight : (target as Linear).weight;
+        const d = module.deltaWeight();
+        weight.add_(d);
+        d.dispose();
+      } else if (kind === 'lora_A') {
+        const A = module as Linear | Conv2d;
+        const B = target._modules.get('lora_B') as Linear | Conv2d;
+        const base = target as Linear | Conv2d;
+        const scaling = config.alpha / config.rank;
+        const rank = config.rank;
+        const d = B.weight.reshape([B.weight.size(0), rank]).matmul(A.weight.reshape([rank, -1])).reshape([...base.weight.shape]).mul_(scaling);
+        base.weight.add_(d);
+        d.dispose();
+      }
+    }
+  },
+});

@@ -1,0 +1,196 @@
+// The delta-method matrix: every method on a CNN, a Swin and a ViT. Only the delta trains; methods
+// that promise it leave outputs unchanged at init; save → load onto a fresh base reproduces the
+// outputs; merge reproduces them in an ordinary model; detach restores the base exactly.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AdamW, BatchNorm2d, GroupNorm, LayerNorm, type Module, SwinTransformer, VisionTransformer, applyDelta, crossEntropy, createModel, keep, listMethods, loadDelta, manualSeed,
+  memoryStats, noGrad, randint, randn, saveDelta, tidy, type Delta, type ModelConfig, type Tensor, type VisionModel,
+} from '../../src/index.js';
+import { assertClose, runOracle } from '../helpers.js';
+
+const resnetWeights = runOracle<Record<string, { safetensors: string }>>('models').resnet18!.safetensors;
+
+const cfg = (name: string, family: string, classifier: string, firstConv: string): ModelConfig => ({
+  name, family, inputSize: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], numClasses: 5, firstConv, classifier,
+  weightSource: 'test', license: 'test', paper: 'test',
+});
+
+interface Family {
+  make(): VisionModel;
+  input: number[];
+}
+
+const families: Record<string, Family> = {
+  resnet18: { make: () => createModel('resnet18', { weights: resnetWeights }), input: [2, 3, 32, 32] },
+  'tiny-swin': {
+    make: () => new SwinTransformer(cfg('tiny_swin', 'swin', 'head', 'features.0.0'), { patchSize: 4, embedDim: 16, depths: [2, 1], numHeads: [2, 2], windowSize: 4 }, 5, 0),
+    input: [2, 3, 32, 32],
+  },
+  'tiny-vit': {
+    make: () => new VisionTransformer(cfg('tiny_vit', 'vit', 'heads.head', 'conv_proj'), { imageSize: 32, patchSize: 8, numLayers: 2, numHeads: 2, hiddenDim: 16, mlpDim: 32 }, 5),
+    input: [2, 3, 32, 32],
+  },
+};
+
+/** Which base parameter names each method trains (beyond its own modules and the head). */
+const expectedBase: Record<string, (name: string, owner: Module<any, any>) => boolean> = {
+  full: () => true,
+  fixed: () => false,
+  bitfit: (n) => n.includes('bias'),
+  normtuning: (n, owner) => n.includes('norm') || owner instanceof BatchNorm2d || owner instanceof LayerNorm || owner instanceof GroupNorm,
+  lora: () => false,
+  ssf: () => false,
+};
+const mergeable = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf']);
+const identityAtInit = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf']);
+
+function forward(model: VisionModel, x: Tensor): Tensor {
+  model.eval();
+  return noGrad(() => model.call(x));
+}
+
+function trainSteps(model: VisionModel, delta: Delta, x: Tensor, steps = 2): void {
+  const opt = new AdamW(delta.trainableParameters(), { lr: 1e-2 });
+  const y = randint(0, 5, [x.size(0)]);
+  model.train();
+  for (let i = 0; i < steps; i++) {
+    tidy(() => {
+      opt.zeroGrad();
+      crossEntropy(model.call(x), y).backward();
+      opt.step();
+    });
+  }
+  opt.dispose();
+  y.dispose();
+}
+
+for (const [familyName, family] of Object.entries(families)) {
+  for (const method of listMethods()) {
+    test(`${method} on ${familyName}`, () => {
+      manualSeed(3);
+      const model = family.make();
+      const x = keep(randn(family.input));
+      const dir = mkdtempSync(join(tmpdir(), 'deltatune-delta-'));
+      const fresh = family.make();
+      try {
+        fresh.loadStateDict(model.stateDict()); // the same base, whatever its initialisation
+        const base = keep(forward(model, x));
+        const delta = applyDelta(model, { method });
+        const headPrefix = `${model.config.classifier}.`;
+
+        // Only the delta trains: its modules, the head, and the base parameters it selects.
+        const added = delta.addedModules.map(([n]) => `${n}.`);
+        const trainable = new Set(delta.namedTrainableParameters().map(([n]) => n));
+        for (const [name] of model.namedParameters()) {
+          const own = added.some((a) => name.startsWith(a)) || name.startsWith(headPrefix);
+          const expectBase = expectedBase[method];
+          if (own) assert.ok(trainable.has(name), `${name} (the delta's own) should train`);
+          else if (expectBase) assert.equal(trainable.has(name), expectBase(name, model.getSubmodule(name.includes('.') ? name.slice(0, name.lastIndexOf('.')) : '')), `${name} trainable`);
+        }
+        assert.ok(trainable.size > 0);
+
+        if (identityAtInit.has(method)) assertClose(forward(model, x), base, { rtol: 0, atol: 1e-6, what: 'output at init' });
+
+        // One backward: gradients reach exactly the trainable parameters.
+        tidy(() => {
+          model.train();
+          crossEntropy(model.call(x), randint(0, 5, [x.size(0)])).backward();
+          for (const [name, p] of model.namedParameters()) {
+            if (trainable.has(name)) assert.ok(p.grad !== null, `${name} has a gradient`);
+            else assert.equal(p.grad, null, `${name} (frozen) has no gradient`);
+          }
+          model.zeroGrad();
+        });
+
+        trainSteps(model, delta, x);
+        const tuned = keep(forward(model, x));
+        assert.ok(tidy(() => tuned.sub(base).abs().max().item()) > 1e-4, 'training changed the outputs');
+
+        // Detach restores the base exactly; attach brings the delta back.
+        delta.detach();
+        assertClose(forward(model, x), base, { rtol: 0, atol: 0, what: 'base after detach' });
+        delta.attach();
+        assertClose(forward(model, x), tuned, { rtol: 0, atol: 0, what: 'delta after re-attach' });
+
+        // Save, then load onto a fresh copy of the base.
+        const manifest = saveDelta(delta, dir);
+        assert.equal(manifest.method, method);
+        const loaded = loadDelta(fresh, dir);
+        assertClose(forward(fresh, x), tuned, { rtol: 1e-6, atol: 1e-6, what: 'loaded delta' });
+        loaded.dispose();
+
+        if (mergeable.has(method)) {
+          const merged = delta.merge();
+          assertClose(forward(merged, x), tuned, { rtol: 1e-5, atol: 2e-5, what: 'merged model' });
+          assert.equal(merged.parameters().every((p) => p.requiresGrad), true, 'a merged model is an ordinary model');
+        } else {
+          assert.throws(() => delta.merge(), /cannot be merged/);
+        }
+        delta.dispose();
+        base.dispose();
+        tuned.dispose();
+      } finally {
+        model.dispose();
+        fresh.dispose();
+        x.dispose();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+}
+
+test('bad configs are clear errors that list the valid choices', () => {
+  const model = families['tiny-vit']!.make();
+  try {
+    assert.throws(() => applyDelta(model, { method: 'nope' }), /unknown delta method 'nope'; available: .*lora/);
+    assert.throws(() => applyDelta(model, { method: 'lora', rank: 0 }), /'rank' must be a positive integer/);
+    assert.throws(() => applyDelta(model, { method: 'lora', rnk: 4 }), /unknown option 'rnk'; valid: rank, alpha, dropout, targets/);
+    assert.throws(() => applyDelta(model, { method: 'lora', targets: 'no\\.such\\.module' }), /matches no module. Module names look like: conv_proj/);
+    assert.throws(() => applyDelta(model, { method: 'partial', blocks: 99 }), /'blocks' is 99 but tiny_vit has 2 blocks/);
+    const d = applyDelta(model, { method: 'fixed' });
+    assert.throws(() => applyDelta(model, { method: 'lora' }), /already attached/);
+    d.dispose();
+  } finally {
+    model.dispose();
+  }
+  const cnn = createModel('mobilenet_v2');
+  try {
+    assert.throws(() => applyDelta(cnn, { method: 'lora', targets: 'features\\.1\\.conv\\.0\\.0' }), /grouped convolution \(groups=32\)/);
+  } finally {
+    cnn.dispose();
+  }
+});
+
+test('a delta onto a base with other weights is refused unless overridden', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'deltatune-delta-'));
+  const trained = createModel('resnet18', { weights: resnetWeights });
+  const other = createModel('resnet18');
+  try {
+    const d = applyDelta(trained, { method: 'bitfit', numClasses: 3 });
+    saveDelta(d, dir);
+    assert.throws(() => loadDelta(other, dir), /trained on base weights resnet18\.safetensors .*this model has \(random init\)/s);
+    const forced = loadDelta(other, dir, { ignoreBaseMismatch: true });
+    assert.equal(forced.head.outFeatures, 3);
+    forced.dispose();
+    d.dispose();
+  } finally {
+    trained.dispose();
+    other.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('no tensors leak across apply, train, save, load, detach and dispose', () => {
+  const before = memoryStats().liveHandles;
+  const model = families['tiny-swin']!.make();
+  const d = applyDelta(model, { method: 'lora', rank: 4 });
+  tidy(() => trainSteps(model, d, randn([2, 3, 32, 32]), 1));
+  d.detach();
+  d.dispose();
+  model.dispose();
+  assert.equal(memoryStats().liveHandles, before);
+});
