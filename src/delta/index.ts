@@ -2,8 +2,10 @@
 import './selection.js';
 import './lora.js';
 import './ssf.js';
+import './adapters.js';
 
 export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, type DeltaOptions, type DeltaSummary, type MethodSpec } from './core.js';
 export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
 export { PackedQVLora, type LoraConfig } from './lora.js';
 export { ScaleShift } from './ssf.js';
+export { BottleneckAdapter, ConvAdapter } from './adapters.js';

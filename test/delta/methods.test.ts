@@ -46,7 +46,9 @@ const expectedBase: Record<string, (name: string, owner: Module<any, any>) => bo
   ssf: () => false,
 };
 const mergeable = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf']);
-const identityAtInit = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf']);
+const identityAtInit = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf', 'adapter', 'adaptformer', 'conv-adapter']);
+/** Methods defined for one kind of backbone only; elsewhere they must refuse clearly. */
+const onlyFor: Record<string, 'cnn' | 'transformer'> = { adapter: 'transformer', adaptformer: 'transformer', 'conv-adapter': 'cnn' };
 
 function forward(model: VisionModel, x: Tensor): Tensor {
   model.eval();
@@ -72,6 +74,16 @@ for (const [familyName, family] of Object.entries(families)) {
   for (const method of listMethods()) {
     test(`${method} on ${familyName}`, () => {
       manualSeed(3);
+      const kind = familyName === 'resnet18' ? 'cnn' : 'transformer';
+      if (onlyFor[method] && onlyFor[method] !== kind) {
+        const m = family.make();
+        try {
+          assert.throws(() => applyDelta(m, { method }), /applies to/);
+        } finally {
+          m.dispose();
+        }
+        return;
+      }
       const model = family.make();
       const x = keep(randn(family.input));
       const dir = mkdtempSync(join(tmpdir(), 'deltatune-delta-'));
