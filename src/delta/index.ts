@@ -9,3 +9,4 @@ export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest
 export { PackedQVLora, type LoraConfig } from './lora.js';
 export { ScaleShift } from './ssf.js';
 export { BottleneckAdapter, ConvAdapter } from './adapters.js';
+export { savePeftLora, loadPeftLora } from './peft.js';

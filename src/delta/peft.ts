@@ -1,0 +1,106 @@
+// LoRA deltas in Hugging Face PEFT's on-disk layout, so they move between deltatune and PEFT for
+// torchvision/timm-named models: adapter_config.json + adapter_model.safetensors with keys
+// `base_model.model.<module path>.lora_A.weight` / `.lora_B.weight`, and the trained head under
+// `modules_to_save` (saved, as PEFT does, as `base_model.model.<head path>.weight`).
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { noGrad, type Tensor } from '../engine/index.js';
+import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { VisionModel } from '../models/base.js';
+import { applyDelta, type Delta } from './core.js';
+import { PackedQVLora, type LoraConfig } from './lora.js';
+
+const PREFIX = 'base_model.model.';
+
+/** Writes an attached LoRA delta in PEFT's layout. Packed q/v projections have no PEFT equivalent. */
+export function savePeftLora(delta: Delta, dir: string): void {
+  if (delta.method !== 'lora') throw new Error(`savePeftLora: the delta is '${delta.method}', not 'lora'`);
+  const packed = delta.addedModules.filter(([, m]) => m instanceof PackedQVLora).map(([n]) => n);
+  if (packed.length) {
+    throw new Error(`savePeftLora: LoRA on packed q/v projections (${packed.slice(0, 3).join(', ')}${packed.length > 3 ? ', ...' : ''}) has no PEFT layout; use saveDelta`);
+  }
+  const config = delta.config as unknown as LoraConfig;
+  const state = delta.stateDict();
+  const head = delta.model.config.classifier;
+  const tensors = new Map<string, Tensor>();
+  const targets = new Set<string>();
+  for (const [name, t] of state) {
+    const m = /^(.*)\.(lora_[AB])\.weight$/.exec(name);
+    if (m) {
+      targets.add(m[1]!);
+      tensors.set(`${PREFIX}${name}`, t);
+    } else if (name.startsWith(`${head}.`)) {
+      tensors.set(`${PREFIX}${name}`, t);
+    } else {
+      throw new Error(`savePeftLora: '${name}' is neither a LoRA weight nor the head`);
+    }
+  }
+  const peftConfig = {
+    peft_type: 'LORA',
+    task_type: null,
+    base_model_name_or_path: delta.model.config.name,
+    r: config.rank,
+    lora_alpha: config.alpha,
+    lora_dropout: config.dropout,
+    target_modules: [...targets].sort(),
+    modules_to_save: [head],
+    bias: 'none',
+    fan_in_fan_out: false,
+    init_lora_weights: true,
+    inference_mode: true,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    revision: null,
+  };
+  mkdirSync(dir, { recursive: true });
+  saveSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+  writeFileAtomic(join(dir, 'adapter_config.json'), Buffer.from(JSON.stringify(peftConfig, null, 2) + '\n'));
+}
+
+/** Reads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto `model`. */
+export function loadPeftLora(model: VisionModel, dir: string): Delta {
+  const configPath = join(dir, 'adapter_config.json');
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`${configPath}: cannot read the PEFT config: ${(err as Error).message}`);
+  }
+  if (cfg.peft_type !== 'LORA') throw new Error(`${configPath}: peft_type is '${String(cfg.peft_type)}'; only LORA adapters are supported`);
+  for (const key of ['rank_pattern', 'alpha_pattern']) {
+    if (cfg[key] && Object.keys(cfg[key] as object).length) throw new Error(`${configPath}: per-module '${key}' is not supported`);
+  }
+  if (cfg.bias && cfg.bias !== 'none') throw new Error(`${configPath}: bias '${String(cfg.bias)}' is not supported (only 'none')`);
+  const { tensors } = loadSafetensors(join(dir, 'adapter_model.safetensors'));
+  let delta: Delta | undefined;
+  try {
+    const state = new Map<string, Tensor>();
+    for (const [key, t] of tensors) {
+      // PEFT may keep the adapter name in keys (lora_A.default.weight) and modules_to_save wrappers.
+      const name = key.replace(/^base_model\.model\./, '').replace(/\.(lora_[AB])\.default\./, '.$1.').replace(/\.modules_to_save\.default\./, '.');
+      state.set(name, t);
+    }
+    const headWeight = state.get(`${model.config.classifier}.weight`);
+    const targets = Array.isArray(cfg.target_modules) ? (cfg.target_modules as string[]) : String(cfg.target_modules);
+    delta = applyDelta(model, {
+      method: 'lora',
+      rank: cfg.r as number,
+      alpha: cfg.lora_alpha as number,
+      dropout: (cfg.lora_dropout as number | undefined) ?? 0,
+      targets,
+      ...(headWeight ? { numClasses: headWeight.shape[0] } : {}),
+    });
+    // A PEFT file without the head keeps this delta's fresh head.
+    if (!headWeight) for (const [k, v] of delta.stateDict()) if (k.startsWith(`${model.config.classifier}.`)) state.set(k, v);
+    delta.loadStateDict(state, join(dir, 'adapter_model.safetensors'));
+    return delta;
+  } catch (err) {
+    delta?.dispose();
+    throw err;
+  } finally {
+    noGrad(() => tensors.forEach((t) => t.dispose()));
+  }
+}
