@@ -3,6 +3,7 @@ import './selection.js';
 import './lora.js';
 import './ssf.js';
 import './adapters.js';
+import './filter-atom.js';
 
 export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, type DeltaOptions, type DeltaSummary, type MethodSpec } from './core.js';
 export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
@@ -10,3 +11,4 @@ export { PackedQVLora, type LoraConfig } from './lora.js';
 export { ScaleShift } from './ssf.js';
 export { BottleneckAdapter, ConvAdapter } from './adapters.js';
 export { savePeftLora, loadPeftLora } from './peft.js';
+export { FilterAtoms } from './filter-atom.js';

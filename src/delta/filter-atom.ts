@@ -1,0 +1,95 @@
+// Filter-atom tuning (after Li et al., "Parameter-Efficient Fine-Tuning via Filter Atoms"): each
+// k×k kernel is written as frozen channel coefficients × spatial atoms, W = α · D, with the atoms D
+// the right singular vectors of the kernel matrix [out·in, k·k] (a complete basis, so α · D = W
+// exactly). Only a change to the atoms, ΔD [k·k, k·k], trains — zero at init, so the model is
+// unchanged — and the kernel used is α · (D + ΔD). Mergeable: the merged kernel replaces W.
+import { Tensor, callOp, keep, noGrad } from '../engine/index.js';
+import { Module } from '../nn/module.js';
+import { Conv2d } from '../nn/layers.js';
+import { Parameter } from '../nn/parameter.js';
+import { conv2d, zeros } from '../ops/index.js';
+import type { VisionModel } from '../models/base.js';
+import { check, matchModules, registerMethod } from './core.js';
+
+export class FilterAtoms extends Module {
+  declare atom_delta: Parameter;
+  declare coefficients: Tensor;
+  declare atoms: Tensor;
+  declare readonly conv: Conv2d;
+
+  constructor(conv: Conv2d) {
+    super();
+    // A reference, not a child: the conv belongs to the base model.
+    Object.defineProperty(this, 'conv', { value: conv, enumerable: false });
+    const [kh, kw] = conv.kernelSize;
+    const k2 = kh * kw;
+    const { coefficients, atoms } = noGrad(() => {
+      // In float64, so that α · D reproduces W to float32 rounding.
+      const w2d = conv.weight.detach().reshape([-1, k2]).to('float64');
+      const [u, s, vh] = callOp('aten::linalg_svd', [w2d, false]) as [Tensor, Tensor, Tensor];
+      u.dispose();
+      s.dispose();
+      // W = (W Dᵀ) D for orthonormal D = Vh (k² × k²).
+      const coeff = w2d.matmul(vh.transpose(0, 1));
+      const dtype = conv.weight.dtype;
+      const out = { coefficients: keep(coeff.to(dtype)), atoms: keep(vh.to(dtype)) };
+      w2d.dispose();
+      coeff.dispose();
+      vh.dispose();
+      return out;
+    });
+    // Derived from the base weights at install: not saved, recomputed when a delta is loaded.
+    this.registerBuffer('coefficients', coefficients, false);
+    this.registerBuffer('atoms', atoms, false);
+    this.atom_delta = new Parameter(zeros([k2, k2]));
+  }
+
+  /** The kernel α · (D + ΔD) in the conv's weight shape. */
+  kernel(): Tensor {
+    const atoms = this.atoms.add(this.atom_delta);
+    const w = this.coefficients.matmul(atoms).view([...this.conv.weight.shape]);
+    atoms.dispose();
+    return w;
+  }
+
+  forward(x: Tensor): Tensor {
+    const w = this.kernel();
+    const out = conv2d(x, w, this.conv.bias, this.conv.options);
+    w.dispose();
+    return out;
+  }
+}
+
+registerMethod<{ targets: string | string[] | null }>({
+  name: 'filter-atom',
+  description: 'filter-atom tuning: a zero-initialised change to the spatial atoms of each k×k convolution (mergeable)',
+  configure(raw) {
+    check.keys(raw, ['targets'], 'filter-atom');
+    return { targets: raw.targets === undefined || raw.targets === null ? null : check.targets(raw.targets, 'targets', 'filter-atom') };
+  },
+  install(model: VisionModel, config, b) {
+    const candidates = config.targets === null ? [...model.namedModules()] : matchModules(model, config.targets, 'filter-atom');
+    let count = 0;
+    for (const [name, m] of candidates) {
+      if (!(m instanceof Conv2d) || (m.kernelSize[0] === 1 && m.kernelSize[1] === 1)) continue;
+      if (config.targets === null && name === model.config.firstConv) continue;
+      const fa = new FilterAtoms(m);
+      b.addModule(name, 'filter_atoms', fa);
+      b.addStep(
+        () => Object.defineProperty(m, 'forward', { value: (x: Tensor) => fa.forward(x), configurable: true, writable: true, enumerable: false }),
+        () => void delete (m as unknown as Record<string, unknown>).forward,
+      );
+      count++;
+    }
+    if (count === 0) throw new Error(`filter-atom: ${model.config.name} has no k×k (k > 1) convolution to tune; it applies to CNNs`);
+  },
+  merge(model, _config, delta) {
+    for (const [, module] of delta.addedModules) {
+      if (!(module instanceof FilterAtoms)) continue;
+      const w = module.kernel();
+      module.conv.weight.copy_(w);
+      w.dispose();
+    }
+    void model;
+  },
+});
