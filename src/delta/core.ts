@@ -282,14 +282,18 @@ export class Delta {
   summary(): DeltaSummary {
     this.#requireAttached('summary');
     const total = this.model.numParameters();
+    // Parameters inside a module the delta added count under that module's class (Mona, ScaleShift,
+    // ...); the delta's head under 'head'; base parameters it trains under their owner's class.
     const byModuleType: Record<string, number> = {};
+    const added = this.#added.map(([n, m]) => [`${n}.`, m.constructor.name] as const);
+    const head = `${this.model.config.classifier}.`;
     for (const [prefix, m] of this.model.namedModules()) {
-      for (const [, p] of m.namedParameters({ recurse: false })) {
+      for (const [local, p] of m.namedParameters({ recurse: false })) {
         if (!p.requiresGrad) continue;
-        const type = m.constructor.name;
+        const name = prefix ? `${prefix}.${local}` : local;
+        const type = name.startsWith(head) ? 'head' : (added.find(([a]) => name.startsWith(a))?.[1] ?? m.constructor.name);
         byModuleType[type] = (byModuleType[type] ?? 0) + p.numel;
       }
-      void prefix;
     }
     const trainable = Object.values(byModuleType).reduce((a, b) => a + b, 0);
     let bytes = 0;

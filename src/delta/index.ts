@@ -4,6 +4,7 @@ import './lora.js';
 import './ssf.js';
 import './adapters.js';
 import './filter-atom.js';
+import './mona.js';
 
 export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, type DeltaOptions, type DeltaSummary, type MethodSpec } from './core.js';
 export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
@@ -12,3 +13,5 @@ export { ScaleShift } from './ssf.js';
 export { BottleneckAdapter, ConvAdapter } from './adapters.js';
 export { savePeftLora, loadPeftLora } from './peft.js';
 export { FilterAtoms } from './filter-atom.js';
+export { Mona, MonaMap, MonaOp, monaParameterCount } from './mona-module.js';
+export { type MonaConfig } from './mona.js';

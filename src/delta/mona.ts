@@ -1,0 +1,65 @@
+// Mona as a delta method (mona.md): a Mona module after each block — two per transformer block
+// (after the attention residual add and after the MLP residual add), one after each CNN block's
+// output (the map form). Only the Mona modules and the head train; frozen BatchNorm runs in eval
+// mode. Not mergeable: Mona applies a GeLU between its projections.
+import type { Tensor } from '../engine/index.js';
+import { release } from '../nn/release.js';
+import type { VisionModel } from '../models/base.js';
+import { check, registerMethod } from './core.js';
+import { MONA_DEFAULT_HIDDEN, MONA_DEFAULT_KERNELS, MONA_DEFAULT_MERGED, Mona, MonaMap, checkKernels } from './mona-module.js';
+
+export interface MonaConfig {
+  hidden: number;
+  kernels: number[];
+  scaledNorm: boolean;
+  dropout: number;
+  /** Merged-kernel fast path (identical math); the default is the faster one here. */
+  merged: boolean;
+  /** Stage indices that get modules (all by default). */
+  stages: number[] | null;
+}
+
+registerMethod<MonaConfig>({
+  name: 'mona',
+  description: 'Mona: multi-cognitive visual adapters (multi-scale depthwise convs) after every block',
+  configure(raw, model) {
+    check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'stages'], 'mona');
+    const stageCount = Math.max(...model.blocks().map((b) => b.stage)) + 1;
+    let stages: number[] | null = null;
+    if (raw.stages !== undefined && raw.stages !== null) {
+      if (!Array.isArray(raw.stages) || raw.stages.length === 0 || !raw.stages.every((s) => Number.isInteger(s) && s >= 0 && s < stageCount)) {
+        throw new Error(`mona: 'stages' must list stage indices in 0..${stageCount - 1} for ${model.config.name}, got ${JSON.stringify(raw.stages)}`);
+      }
+      stages = [...(raw.stages as number[])];
+    }
+    return {
+      hidden: raw.hidden === undefined ? MONA_DEFAULT_HIDDEN : check.positiveInt(raw.hidden, 'hidden', 'mona'),
+      kernels: raw.kernels === undefined ? [...MONA_DEFAULT_KERNELS] : checkKernels(raw.kernels, 'mona'),
+      scaledNorm: raw.scaledNorm === undefined ? true : check.boolean(raw.scaledNorm, 'scaledNorm', 'mona'),
+      dropout: raw.dropout === undefined ? 0.1 : check.number(raw.dropout, 'dropout', 'mona', 0, 0.999),
+      merged: raw.merged === undefined ? MONA_DEFAULT_MERGED : check.boolean(raw.merged, 'merged', 'mona'),
+      stages,
+    };
+  },
+  install(model: VisionModel, config, b) {
+    const options = { hidden: config.hidden, kernels: config.kernels, scaledNorm: config.scaledNorm, dropout: config.dropout, merged: config.merged };
+    for (const blk of model.blocks()) {
+      if (config.stages && !config.stages.includes(blk.stage)) continue;
+      if (blk.layout === 'nchw') {
+        const mona = new MonaMap(blk.channels, options);
+        b.addModule(blk.name, 'mona', mona);
+        b.addHook(blk.name, (_m, _inputs, out) => {
+          const y = mona.call(out as Tensor);
+          if (y !== out) release(out as Tensor);
+          return y;
+        });
+      } else {
+        // Swin keeps NHWC maps; ViT has tokens with the class token first.
+        const seq = { ...options, skipTokens: blk.layout === 'tokens' ? 1 : 0 };
+        b.addModule(blk.name, 'post_attn', new Mona(blk.channels, seq));
+        b.addModule(blk.name, 'post_mlp', new Mona(blk.channels, seq));
+      }
+    }
+  },
+  mergeRefusal: 'Mona applies a GeLU between its projections, so it cannot be folded into the base weights',
+});
