@@ -4,7 +4,8 @@
 // Shaped after Hugging Face PEFT (tuners_utils: targets are full-match regexes or name suffixes).
 import { Tensor, keep, noGrad } from '../engine/index.js';
 import { Module } from '../nn/module.js';
-import { BatchNorm2d, Linear } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
+import { conv2d } from '../ops/conv.js';
 import { Parameter } from '../nn/parameter.js';
 import { normal_, truncNormal_, zero_ } from '../ops/init.js';
 import type { VisionModel } from '../models/base.js';
@@ -167,6 +168,7 @@ export class Delta {
   /** BatchNorm running statistics this delta owns (when it trains them). */
   readonly #bnBuffers: string[];
   #trainOverride: ((mode?: boolean) => VisionModel) | null = null;
+  #folded: { conv: Conv2d; bn: BatchNorm2d; weight: Tensor; bias: Tensor }[] = [];
 
   /** @internal use applyDelta */
   constructor(
@@ -359,9 +361,44 @@ export class Delta {
     this.#trainOverride = override;
     Object.defineProperty(model, 'train', { value: override, configurable: true, writable: true, enumerable: false });
     model.train(model.training);
+    if (!trainBn) this.#foldFrozenBatchNorm();
+  }
+
+  // A frozen BatchNorm in eval mode is a per-channel affine map: fold it into the convolution
+  // before it, so the pair runs as one conv and backward keeps no BatchNorm input. Exact math
+  // (to float rounding); undone on detach. Pairs that a method hooks or trains are left alone.
+  #foldFrozenBatchNorm(): void {
+    const touched = (m: Module<any, any>) => m._hooks.length > 0 || m._preHooks.length > 0 || Object.prototype.hasOwnProperty.call(m, 'forward');
+    noGrad(() => {
+      for (const [convName, bnName] of this.model.convBatchNormPairs()) {
+        const conv = this.model.getSubmodule(convName);
+        const bn = this.model.getSubmodule(bnName);
+        if (!(conv instanceof Conv2d) || !(bn instanceof BatchNorm2d) || !bn.running_mean || !bn.running_var) continue;
+        if ([...conv.parameters(), ...bn.parameters()].some((p) => p.requiresGrad) || touched(conv) || touched(bn)) continue;
+        const scale = bn.running_var.add(bn.eps).rsqrt();
+        if (bn.weight) scale.mul_(bn.weight);
+        const weight = keep(conv.weight.mul(scale.view([-1, 1, 1, 1])));
+        const shift = conv.bias ? conv.bias.sub(bn.running_mean) : bn.running_mean.neg();
+        const bias = keep(shift.mul(scale));
+        if (bn.bias) bias.add_(bn.bias);
+        scale.dispose();
+        shift.dispose();
+        const options = conv.options;
+        Object.defineProperty(conv, 'forward', { value: (x: Tensor) => conv2d(x, weight, bias, options), configurable: true, writable: true, enumerable: false });
+        Object.defineProperty(bn, 'forward', { value: (x: Tensor) => x, configurable: true, writable: true, enumerable: false });
+        this.#folded.push({ conv, bn, weight, bias });
+      }
+    });
   }
 
   #unfreeze(): void {
+    for (const f of this.#folded) {
+      delete (f.conv as unknown as Record<string, unknown>).forward;
+      delete (f.bn as unknown as Record<string, unknown>).forward;
+      f.weight.dispose();
+      f.bias.dispose();
+    }
+    this.#folded = [];
     if (this.#trainOverride) delete (this.model as unknown as Record<string, unknown>).train;
     this.#trainOverride = null;
     this.model.requiresGrad_(true);

@@ -66,4 +66,12 @@ export abstract class VisionModel extends Module<[Tensor], Tensor> {
   forward(x: Tensor): Tensor {
     return this.forwardHead(this.forwardFeatures(x));
   }
+
+  /**
+   * Convolutions directly followed by a BatchNorm, as [conv, batchNorm] module names. A frozen
+   * pair in eval mode is one affine map, which delta-tuning folds into the convolution.
+   */
+  convBatchNormPairs(): [string, string][] {
+    return [];
+  }
 }

@@ -92,6 +92,18 @@ export class MobileNetV2 extends VisionModel {
     return this.blockInfo.map((b) => ({ ...b }));
   }
 
+  override convBatchNormPairs(): [string, string][] {
+    // Every Sequential whose child i is a Conv2d and child i+1 a BatchNorm2d.
+    const pairs: [string, string][] = [];
+    for (const [name, m] of this.features.namedModules('features')) {
+      if (!(m instanceof Sequential)) continue;
+      for (let i = 0; i + 1 < m.length; i++) {
+        if (m.at(i) instanceof Conv2d && m.at(i + 1) instanceof BatchNorm2d) pairs.push([`${name}.${i}`, `${name}.${i + 1}`]);
+      }
+    }
+    return pairs;
+  }
+
   resetClassifier(numClasses: number): void {
     replaceLinear(this.classifier, '1', numClasses, (l) => {
       normal_(l.weight, 0, 0.01);

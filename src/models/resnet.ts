@@ -134,6 +134,17 @@ export class ResNet extends VisionModel {
     return out;
   }
 
+  override convBatchNormPairs(): [string, string][] {
+    const pairs: [string, string][] = [['conv1', 'bn1']];
+    for (const b of this.blocks()) {
+      const block = this.getSubmodule(b.name) as BasicBlock | Bottleneck;
+      const n = block instanceof Bottleneck ? 3 : 2;
+      for (let i = 1; i <= n; i++) pairs.push([`${b.name}.conv${i}`, `${b.name}.bn${i}`]);
+      if (block.downsample) pairs.push([`${b.name}.downsample.0`, `${b.name}.downsample.1`]);
+    }
+    return pairs;
+  }
+
   resetClassifier(numClasses: number): void {
     replaceLinear(this, 'fc', numClasses);
     this.config.numClasses = numClasses;

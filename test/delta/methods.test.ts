@@ -105,8 +105,9 @@ for (const [familyName, family] of Object.entries(families)) {
         }
         assert.ok(trainable.size > 0);
 
-        // filter-atom rebuilds each kernel from its SVD: equal up to float32 rounding.
-        if (identityAtInit.has(method)) assertClose(forward(model, x), base, { rtol: 0, atol: method === 'filter-atom' ? 2e-5 : 1e-6, what: 'output at init' });
+        // Equal up to float32 rounding: frozen BatchNorm is folded into its conv, and filter-atom
+        // rebuilds each kernel from its SVD.
+        if (identityAtInit.has(method)) assertClose(forward(model, x), base, { rtol: 0, atol: 2e-5, what: 'output at init' });
 
         // One backward: gradients reach exactly the trainable parameters.
         tidy(() => {
@@ -206,4 +207,29 @@ test('no tensors leak across apply, train, save, load, detach and dispose', () =
   d.dispose();
   model.dispose();
   assert.equal(memoryStats().liveHandles, before);
+});
+
+test('frozen BatchNorm folds into its conv while attached, and only there', () => {
+  const model = createModel('resnet18', { weights: resnetWeights });
+  const x = keep(randn([2, 3, 32, 32]));
+  try {
+    const base = keep(forward(model, x));
+    const own = (path: string) => Object.prototype.hasOwnProperty.call(model.getSubmodule(path), 'forward');
+    const fixed = applyDelta(model, { method: 'fixed', numClasses: 1000 });
+    assert.ok(own('layer1.0.bn1') && own('layer1.0.conv1'), 'frozen pair folded');
+    assertClose(forward(model, x), base, { rtol: 0, atol: 2e-5, what: 'folded' });
+    fixed.dispose();
+    assert.ok(!own('layer1.0.bn1') && !own('layer1.0.conv1'), 'unfolded on detach');
+    // A method that hooks or trains a pair leaves it unfolded.
+    const ssf = applyDelta(model, { method: 'ssf' });
+    assert.ok(!own('layer1.0.bn1'));
+    ssf.dispose();
+    const lora = applyDelta(model, { method: 'lora', targets: ['layer1.0.conv1'] });
+    assert.ok(!own('layer1.0.conv1') && own('layer1.0.conv2'));
+    lora.dispose();
+    base.dispose();
+  } finally {
+    model.dispose();
+    x.dispose();
+  }
 });
