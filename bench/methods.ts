@@ -19,7 +19,7 @@ function run(model: string, method: string, options: Record<string, unknown> = {
     const out = execFileSync(process.execPath, [worker, model, method, JSON.stringify({ channelsLast: true, ...options })], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     return JSON.parse(out.trim().split('\n').pop()!) as Result;
   } catch (err) {
-    const msg = ((err as { stderr?: string }).stderr ?? String(err)).trim().split('\n').find((l) => l.startsWith('Error') || l.includes('applies to')) ?? 'failed';
+    const msg = ((err as { stderr?: string }).stderr ?? String(err)).trim().split('\n').find((l) => /^\w*Error: /.test(l)) ?? 'failed';
     console.log(`  ${model} ${method}: ${msg.slice(0, 160)}`);
     return null;
   }
