@@ -449,12 +449,12 @@ function makeHead(model: VisionModel, numClasses: number): Linear {
     if (numClasses === current.outFeatures) {
       head.weight.copy_(current.weight);
       if (head.bias && current.bias) head.bias.copy_(current.bias);
-    } else if (model.config.family === 'mobilenet_v2' || model.config.family === 'resnet') {
-      // torchvision's own head initialisations (ResNet keeps Linear's default).
-      if (model.config.family === 'mobilenet_v2') {
-        normal_(head.weight, 0, 0.01);
-        if (head.bias) zero_(head.bias);
-      }
+    } else if (model.config.family === 'resnet') {
+      // torchvision's own head initialisations: ResNet keeps Linear's default, MobileNetV2 draws
+      // N(0, 0.01), the transformer and ConvNeXt families a truncated normal (std 0.02).
+    } else if (model.config.family === 'mobilenet_v2') {
+      normal_(head.weight, 0, 0.01);
+      if (head.bias) zero_(head.bias);
     } else {
       truncNormal_(head.weight, 0, 0.02);
       if (head.bias) zero_(head.bias);
@@ -507,4 +507,3 @@ export const check = {
   },
 };
 
-export { Parameter };
