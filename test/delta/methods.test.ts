@@ -57,7 +57,7 @@ function forward(model: VisionModel, x: Tensor): Tensor {
 
 function trainSteps(model: VisionModel, delta: Delta, x: Tensor, steps = 2): void {
   const opt = new AdamW(delta.trainableParameters(), { lr: 1e-2 });
-  const y = randint(0, 5, [x.size(0)]);
+  const y = randint(0, delta.head.outFeatures, [x.size(0)]);
   model.train();
   for (let i = 0; i < steps; i++) {
     tidy(() => {
@@ -228,6 +228,36 @@ test('frozen BatchNorm folds into its conv while attached, and only there', () =
     assert.ok(!own('layer1.0.conv1') && own('layer1.0.conv2'));
     lora.dispose();
     base.dispose();
+  } finally {
+    model.dispose();
+    x.dispose();
+  }
+});
+
+test('two deltas share one base: switch between them without reloading', () => {
+  const model = createModel('resnet18', { weights: resnetWeights });
+  const x = keep(randn([2, 3, 32, 32]));
+  try {
+    const base = keep(forward(model, x));
+    const a = applyDelta(model, { method: 'bitfit', numClasses: 4 });
+    trainSteps(model, a, x);
+    const outA = keep(forward(model, x));
+    a.detach();
+    const b = applyDelta(model, { method: 'lora', numClasses: 6 });
+    trainSteps(model, b, x);
+    const outB = keep(forward(model, x));
+    assert.deepEqual([...outB.shape], [2, 6]);
+    b.detach();
+    assertClose(forward(model, x), base, { rtol: 0, atol: 0, what: 'base between deltas' });
+    a.attach();
+    assertClose(forward(model, x), outA, { rtol: 0, atol: 0, what: 'delta A again' });
+    a.detach();
+    b.attach();
+    assertClose(forward(model, x), outB, { rtol: 0, atol: 0, what: 'delta B again' });
+    b.dispose();
+    a.dispose();
+    assertClose(forward(model, x), base, { rtol: 0, atol: 0, what: 'base after both' });
+    for (const t of [base, outA, outB]) t.dispose();
   } finally {
     model.dispose();
     x.dispose();
