@@ -203,14 +203,14 @@ function encode(s: unknown, encoding: unknown): Uint8Array {
 export function collectTensors(root: unknown): Set<Tensor> {
   const found = new Set<Tensor>();
   const seen = new Set<unknown>();
-  const todo = [root];
-  while (todo.length) {
-    const v = todo.pop();
+  const pending = [root];
+  while (pending.length) {
+    const v = pending.pop();
     if (v instanceof Tensor) found.add(v);
     else if (typeof v === 'object' && v !== null && !seen.has(v)) {
       seen.add(v);
-      if (v instanceof Map) for (const [k, x] of v) todo.push(k, x);
-      else if (Array.isArray(v) || v instanceof Set) for (const x of v) todo.push(x);
+      if (v instanceof Map) for (const [k, x] of v) pending.push(k, x);
+      else if (Array.isArray(v) || v instanceof Set) for (const x of v) pending.push(x);
     }
   }
   return found;
