@@ -154,6 +154,8 @@ export interface DeltaSummary {
 /** A method applied to a model: attachable, detachable, savable, sometimes mergeable. */
 export class Delta {
   #attached = false;
+  /** Merged into its model: the model now owns the head and the folded values. */
+  #spent = false;
   #head: Linear;
   #baseHead: Linear | null = null;
   /**
@@ -198,6 +200,7 @@ export class Delta {
   /** Installs the delta on its model: adds modules and hooks, swaps in its head and trained values. */
   attach(): this {
     if (this.#attached) return this;
+    if (this.#spent) throw new Error(`this '${this.method}' delta was merged into its model; it cannot be attached again`);
     const active = activeDeltas.get(this.model);
     if (active && active !== this) throw new Error(`another '${active.method}' delta is attached to this model; detach it first`);
     this.#baseHead = swapClassifier(this.model, this.#head);
@@ -320,6 +323,7 @@ export class Delta {
     this.#baseHead = null;
     this.#unfreeze();
     this.#attached = false;
+    this.#spent = true;
     activeDeltas.delete(this.model);
     this.model.requiresGrad_(true);
     return this.model;
@@ -331,7 +335,7 @@ export class Delta {
     for (const [, m] of this.#added) m.dispose();
     for (const t of this.#swap.values()) t.dispose();
     this.#swap.clear();
-    this.#head.dispose();
+    if (!this.#spent) this.#head.dispose();
   }
 
   /** @internal added modules by model-level name */

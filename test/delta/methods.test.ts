@@ -141,6 +141,10 @@ for (const [familyName, family] of Object.entries(families)) {
           const merged = delta.merge();
           assertClose(forward(merged, x), tuned, { rtol: 1e-5, atol: 2e-5, what: 'merged model' });
           assert.equal(merged.parameters().every((p) => p.requiresGrad), true, 'a merged model is an ordinary model');
+          assert.throws(() => delta.attach(), /was merged into its model/);
+          delta.dispose();
+          // The merged model keeps working after its delta is disposed (the head is the model's now).
+          assertClose(forward(merged, x), tuned, { rtol: 1e-5, atol: 2e-5, what: 'merged model after delta.dispose()' });
         } else {
           assert.throws(() => delta.merge(), /cannot be merged/);
         }
