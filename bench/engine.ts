@@ -4,7 +4,7 @@
 import { add, crossEntropy, getNumThreads, manualSeed, ones, randint, randn, keep, tidy, engineInfo } from '../src/index.js';
 import { AdamW } from '../src/train/optim.js';
 import { functionalResNet18 } from './resnet18.js';
-import { TorchWorker, median } from './common.js';
+import { TorchWorker, median, timeIt } from './common.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 16);
 const SIZE = Number(process.env.BENCH_SIZE ?? 128);
@@ -34,15 +34,7 @@ const ourStep = (): number =>
     return loss.item();
   });
 
-function timeOurs(n: number): number[] {
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    ourStep();
-    times.push(performance.now() - t0);
-  }
-  return times;
-}
+const timeOurs = (n: number): number[] => timeIt(ourStep, n);
 
 // Warm-up: allocator, oneDNN primitive caches, JIT.
 timeOurs(2);

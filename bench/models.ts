@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { AdamW, crossEntropy, getNumThreads, keep, manualSeed, noGrad, randint, randn, tidy, type Tensor } from '../src/index.js';
 import { createModel, listModels, type VisionModel } from '../src/models/index.js';
 import { loadStateDict } from '../src/io/state-dict.js';
-import { ROOT, TorchWorker, median } from './common.js';
+import { ROOT, TorchWorker, median, timeIt } from './common.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
@@ -17,16 +17,6 @@ const threads = getNumThreads();
 console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads; medians of ${FWD_ROUNDS} forwards and ${ROUNDS} train steps per side, interleaved`);
 const torch = new TorchWorker('models_torch.py', [String(threads), String(BATCH)]);
 await torch.ready();
-
-function timeIt(fn: () => void, n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    fn();
-    out.push(performance.now() - t0);
-  }
-  return out;
-}
 
 interface Row { model: string; fwdOurs: number; fwdTorch: number; trainOurs: number; trainTorch: number }
 const rows: Row[] = [];

@@ -25,13 +25,9 @@ export function runWeights(argv: string[]): void {
   const state = loadStateDict(input);
   try {
     saveStateDict(output, state, { converted_from: basename(input) });
-    const bytes = [...state.values()].reduce((s, t) => s + t.numel * bytesPer(t.dtype), 0);
+    const bytes = [...state.values()].reduce((s, t) => s + t.nbytes, 0);
     console.log(`converted ${state.size} tensors (${(bytes / 2 ** 20).toFixed(1)} MiB) from ${input} to ${output} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     noGrad(() => state.forEach((t) => t.dispose()));
   }
-}
-
-function bytesPer(dtype: string): number {
-  return { float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2 }[dtype] ?? 1;
 }

@@ -302,7 +302,7 @@ export class Delta {
     }
     const trainable = Object.values(byModuleType).reduce((a, b) => a + b, 0);
     let bytes = 0;
-    for (const t of this.stateDict().values()) bytes += t.numel * bytesPerElement(t.dtype);
+    for (const t of this.stateDict().values()) bytes += t.nbytes;
     return { method: this.method, model: this.model.config.name, trainable, total, percent: (100 * trainable) / total, byModuleType, bytes };
   }
 
@@ -425,10 +425,6 @@ function batchNormBuffers(model: VisionModel): [string, Tensor][] {
 /** The delta attached to a model, if any. */
 export function attachedDelta(model: VisionModel): Delta | undefined {
   return activeDeltas.get(model);
-}
-
-function bytesPerElement(dtype: string): number {
-  return { float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, bfloat16: 2, int16: 2 }[dtype] ?? 1;
 }
 
 /** Puts `head` where the model's classifier is and returns the one it replaced. */

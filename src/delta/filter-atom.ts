@@ -83,13 +83,12 @@ registerMethod<{ targets: string | string[] | null }>({
     }
     if (count === 0) throw new Error(`filter-atom: ${model.config.name} has no k×k (k > 1) convolution to tune; it applies to CNNs`);
   },
-  merge(model, _config, delta) {
+  merge(_model, _config, delta) {
     for (const [, module] of delta.addedModules) {
       if (!(module instanceof FilterAtoms)) continue;
       const w = module.kernel();
       module.conv.weight.copy_(w);
       w.dispose();
     }
-    void model;
   },
 });

@@ -21,6 +21,15 @@ export function dtypeFromCode(code: number): DType {
   return name;
 }
 
+const ITEM_SIZES: Record<DType, number> = {
+  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+};
+
+/** Bytes per element. */
+export function itemSize(dtype: DType): number {
+  return ITEM_SIZES[dtype];
+}
+
 export function isFloating(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float64' || dtype === 'float16' || dtype === 'bfloat16';
 }

@@ -1,6 +1,6 @@
 // The Tensor class and the generic operator call every typed op is built on.
 import { native, type Handle } from './native.js';
-import { type DType, type MemoryFormat, type TypedArray, dtypeCode, dtypeFromCode, dtypeOfArray, memoryFormatCode, typedArrayFor } from './dtype.js';
+import { type DType, type MemoryFormat, type TypedArray, dtypeCode, dtypeFromCode, itemSize, memoryFormatCode, typedArrayFor } from './dtype.js';
 import { type Scope, type Trackable, trackInCurrentScope } from './scope.js';
 
 type Meta = [dtype: number, shape: number[], requiresGrad: boolean, device: string];
@@ -75,6 +75,10 @@ export class Tensor implements Trackable {
   }
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
+  }
+  /** Bytes its elements take (as stored contiguously). */
+  get nbytes(): number {
+    return this.numel * itemSize(this.dtype);
   }
   /** Size of one dimension; negative dims count from the end. */
   size(dim: number): number {
@@ -231,13 +235,16 @@ export function checkDevice(device: string): string {
 
 const opIds = new Map<string, number>();
 
+/** 'aten::add.Tensor' → ['aten::add', 'Tensor']; no overload → ''. */
+function splitQualified(qualified: string): [name: string, overload: string] {
+  const dot = qualified.indexOf('.', qualified.indexOf('::') + 2);
+  return dot < 0 ? [qualified, ''] : [qualified.slice(0, dot), qualified.slice(dot + 1)];
+}
+
 function resolve(qualified: string): number {
   let id = opIds.get(qualified);
   if (id === undefined) {
-    const dot = qualified.indexOf('.', qualified.indexOf('::') + 2);
-    const name = dot < 0 ? qualified : qualified.slice(0, dot);
-    const overload = dot < 0 ? '' : qualified.slice(dot + 1);
-    id = native.resolveOp(name, overload).id;
+    id = native.resolveOp(...splitQualified(qualified)).id;
     opIds.set(qualified, id);
   }
   return id;
@@ -245,8 +252,7 @@ function resolve(qualified: string): number {
 
 /** The schema of an ATen operator, e.g. `opSchema('aten::conv2d')`. */
 export function opSchema(qualified: string): string {
-  const dot = qualified.indexOf('.', qualified.indexOf('::') + 2);
-  return native.resolveOp(dot < 0 ? qualified : qualified.slice(0, dot), dot < 0 ? '' : qualified.slice(dot + 1)).schema;
+  return native.resolveOp(...splitQualified(qualified)).schema;
 }
 
 function toNativeArg(arg: OpArg, inputs: Tensor[]): unknown {
@@ -287,11 +293,6 @@ export function callTensorOp(qualified: string, args: readonly OpArg[]): Tensor 
   return callOp(qualified, args) as Tensor;
 }
 
-/** Wraps a native handle made outside callOp. @internal */
-export function fromHandle(h: Handle): Tensor {
-  return new Tensor(h);
-}
-
 /** @internal */
 export function fromBytes(data: ArrayBufferView, dtype: DType, shape: readonly number[]): Tensor {
   return new Tensor(native.fromBytes(data, dtypeCode(dtype), shape));
@@ -302,4 +303,3 @@ export function fromFile(fd: number, offset: number, dtype: DType, shape: readon
   return new Tensor(native.readFile(fd, offset, dtypeCode(dtype), shape));
 }
 
-export { dtypeOfArray };

@@ -2,10 +2,10 @@
 // pickled object), <prefix>/data/<key> (one file of raw little-endian bytes per storage) and
 // sometimes <prefix>/byteorder. The pickle runs through the restricted unpickler with the same
 // allow-list idea as torch.load(weights_only=True): tensors, storages and plain containers only.
-import { type DType } from '../engine/dtype.js';
+import { type DType, itemSize } from '../engine/dtype.js';
 import { Tensor, callOp } from '../engine/tensor.js';
 import { kind, unpickle, type UnpickleHooks } from './pickle.js';
-import { type ByteSource, ITEM_SIZE, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
+import { type ByteSource, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
 import { type ZipEntry, ZipReader } from './zip.js';
 
 /** A global the unpickler may reference: a callable below, or a storage type. */
@@ -142,7 +142,7 @@ class PthLoader implements UnpickleHooks {
     const path = `${this.#prefix}/data/${key}`;
     const entry = this.#zip.entries.get(path);
     if (!entry) throw new Error(`storage '${key}' is missing (no ${path} in the archive)`);
-    const nbytes = numel * ITEM_SIZE[type.dtype];
+    const nbytes = numel * itemSize(type.dtype);
     if (entry.size !== nbytes) throw new Error(`storage '${key}' holds ${entry.size} bytes, but ${numel} ${type.dtype} elements need ${nbytes}`);
     // Read once, copied once into libtorch; location ('cuda:0', ...) is ignored: loads go to the CPU.
     const t = this.#zip.readTensor(entry, type.dtype, [numel], `storage '${key}'`);

@@ -2,10 +2,10 @@
 // header length, a JSON header {name: {dtype, shape, data_offsets}, __metadata__: {str: str}},
 // then the raw little-endian tensor bytes. Files come from strangers, so the header is validated
 // completely before a single tensor byte is read or allocated.
-import { type DType } from '../engine/dtype.js';
+import { type DType, itemSize } from '../engine/dtype.js';
 import { Tensor } from '../engine/tensor.js';
 import { writeFileAtomic } from './atomic.js';
-import { type ByteSource, ITEM_SIZE, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
+import { type ByteSource, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
 
 const TO_DTYPE: Record<string, DType> = {
   F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64',
@@ -116,7 +116,7 @@ function checkEntry(name: string, info: unknown, dataSize: number, file: string)
     throw fail(`data_offsets must be [begin, end] with 0 <= begin <= end, got ${show(offsets)}`);
   }
   const [begin, end] = offsets as [number, number];
-  const nbytes = byteSize(shape as number[], ITEM_SIZE[dtype]);
+  const nbytes = byteSize(shape as number[], itemSize(dtype));
   if (nbytes === null) throw fail(`shape [${shape.join(',')}] is too large`);
   if (end - begin !== nbytes) {
     throw fail(`data_offsets [${begin},${end}] hold ${end - begin} bytes but shape [${shape.join(',')}] of ${code} needs ${nbytes}`);
@@ -125,10 +125,10 @@ function checkEntry(name: string, info: unknown, dataSize: number, file: string)
   return { name, dtype, shape: shape as number[], begin, end };
 }
 
-/** numel × itemSize, or null when it is not a safe integer. */
-function byteSize(shape: readonly number[], itemSize: number): number | null {
+/** numel × bytes per element, or null when it is not a safe integer. */
+function byteSize(shape: readonly number[], elementBytes: number): number | null {
   if (shape.includes(0)) return 0;
-  let n = itemSize;
+  let n = elementBytes;
   for (const s of shape) {
     n *= s;
     if (n > Number.MAX_SAFE_INTEGER) return null;
@@ -210,7 +210,7 @@ export function saveSafetensors(
     if (name === '__metadata__') throw new TypeError(`saveSafetensors(${path}): '__metadata__' is reserved and cannot name a tensor`);
     if (!(t instanceof Tensor)) throw new TypeError(`saveSafetensors(${path}): '${name}' is not a Tensor`);
     if (t.isDisposed) throw new Error(`saveSafetensors(${path}): tensor '${name}' was already disposed`);
-    const nbytes = t.numel * ITEM_SIZE[t.dtype];
+    const nbytes = t.nbytes;
     // Object.defineProperty keeps a tensor called '__proto__' an ordinary key.
     Object.defineProperty(header, name, {
       value: { dtype: FROM_DTYPE[t.dtype], shape: [...t.shape], data_offsets: [offset, offset + nbytes] },
@@ -229,7 +229,7 @@ export function saveSafetensors(
     yield padded;
     for (const [name, t] of items) {
       const a = t.toArray();
-      if (a.byteLength !== t.numel * ITEM_SIZE[t.dtype]) throw new Error(`tensor '${name}' gave ${a.byteLength} bytes, expected ${t.numel * ITEM_SIZE[t.dtype]}`);
+      if (a.byteLength !== t.nbytes) throw new Error(`tensor '${name}' gave ${a.byteLength} bytes, expected ${t.nbytes}`);
       yield new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     }
   }

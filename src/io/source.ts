@@ -2,7 +2,7 @@
 // checkpoint is never held in memory whole) or a buffer already in memory (the fuzzer, parse*()).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import { type DType } from '../engine/dtype.js';
+import { type DType, itemSize } from '../engine/dtype.js';
 import { type Tensor, fromBytes, fromFile } from '../engine/tensor.js';
 
 /** @internal Exact byte ranges of a file or buffer; `name` prefixes every error. */
@@ -107,13 +107,9 @@ export function fileSource(path: string): ByteSource {
   };
 }
 
-/** @internal Bytes per element of each dtype. */
-export const ITEM_SIZE: Record<DType, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
-};
 
 function byteLength(dtype: DType, shape: readonly number[]): number {
-  return shape.reduce((n, d) => n * d, ITEM_SIZE[dtype]);
+  return shape.reduce((n, d) => n * d, itemSize(dtype));
 }
 
 /** @internal Both formats store little-endian bytes, which libtorch takes as they are only on a little-endian host. */

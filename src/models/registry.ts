@@ -73,7 +73,7 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
   }
   let state = loadStateDict(options.weights);
   try {
-    state = remapKeys(name, e, state, options.weightsFormat ?? 'auto', options.weights);
+    state = remapKeys(name, e, state, options.weightsFormat ?? 'auto');
     const headKey = `${e.config.classifier}.weight`;
     const head = state.get(headKey);
     const checkpointClasses = head ? head.shape[0]! : e.config.numClasses;
@@ -97,7 +97,7 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
   }
 }
 
-function remapKeys(name: string, e: Entry, state: Map<string, Tensor>, format: string, source: string): Map<string, Tensor> {
+function remapKeys(name: string, e: Entry, state: Map<string, Tensor>, format: string): Map<string, Tensor> {
   if (format === 'torchvision') return state;
   if (format !== 'auto') {
     const r = e.remaps[format];
@@ -106,6 +106,5 @@ function remapKeys(name: string, e: Entry, state: Map<string, Tensor>, format: s
   }
   const keys = [...state.keys()];
   for (const r of Object.values(e.remaps)) if (r.detect(keys)) return r.remap(state);
-  void source;
   return state;
 }

@@ -30,9 +30,12 @@ function finish(t: Tensor, options: CreateOptions): Tensor {
   return out;
 }
 
-function factoryArgs(options: CreateOptions, fallback: DType | undefined = 'float32') {
-  const dtype = options.dtype ?? fallback;
-  return [dtype === undefined ? undefined : dtypeCode(dtype), undefined, options.device ? checkDevice(options.device) : undefined, undefined] as const;
+/** Calls an ATen factory op: `leading` arguments, then dtype, layout, device and pin_memory. */
+function factory(op: string, leading: readonly (number | boolean | readonly number[])[], options: CreateOptions, fallback: DType = 'float32'): Tensor {
+  const device = options.device ? checkDevice(options.device) : undefined;
+  const t = callTensorOp(op, [...leading, dtypeCode(options.dtype ?? fallback), undefined, device, undefined]);
+  if (options.requiresGrad) t.requiresGrad = true;
+  return t;
 }
 
 // The shape follows the first element at each depth; every array must then match it exactly,
@@ -105,24 +108,24 @@ export function scalar(value: number, options: CreateOptions = {}): Tensor {
 
 export function empty(shape: readonly number[], options: CreateOptions = {}): Tensor {
   checkShape(shape, 'empty');
-  return finish(callTensorOp('aten::empty.memory_format', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::empty.memory_format', [shape], options);
 }
 
 export function zeros(shape: readonly number[], options: CreateOptions = {}): Tensor {
   checkShape(shape, 'zeros');
-  return finish(callTensorOp('aten::zeros', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::zeros', [shape], options);
 }
 
 export function ones(shape: readonly number[], options: CreateOptions = {}): Tensor {
   checkShape(shape, 'ones');
-  return finish(callTensorOp('aten::ones', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::ones', [shape], options);
 }
 
 export function full(shape: readonly number[], value: number | boolean, options: CreateOptions = {}): Tensor {
   checkShape(shape, 'full');
   // A boolean fill makes a bool tensor, as torch.full infers; numbers default to float32.
   const fallback = typeof value === 'boolean' ? 'bool' : 'float32';
-  return finish(callTensorOp('aten::full', [shape, value, ...factoryArgs(options, fallback)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::full', [shape, value], options, fallback);
 }
 
 /** Values from `start` to `end` (exclusive) by `step`; int64 when all three are integers, as PyTorch. */
@@ -130,40 +133,35 @@ export function arange(start: number, end?: number, step = 1, options: CreateOpt
   if (end === undefined) [start, end] = [0, start];
   if (step === 0) throw new RangeError('arange: step must not be zero');
   const integral = [start, end, step].every(Number.isInteger);
-  return finish(
-    callTensorOp('aten::arange.start_step', [start, end, step, ...factoryArgs(options, integral ? 'int64' : 'float32')]),
-    { requiresGrad: options.requiresGrad },
-  );
+  return factory('aten::arange.start_step', [start, end, step], options, integral ? 'int64' : 'float32');
 }
 
 export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
   if (!Number.isInteger(steps) || steps < 0) throw new RangeError(`linspace: steps must be a non-negative integer, got ${steps}`);
-  return finish(callTensorOp('aten::linspace', [start, end, steps, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::linspace', [start, end, steps], options);
 }
 
 export function eye(n: number, m: number = n, options: CreateOptions = {}): Tensor {
-  return finish(callTensorOp('aten::eye.m', [n, m, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::eye.m', [n, m], options);
 }
 
 /** Uniform samples in [0, 1). */
 export function rand(shape: readonly number[], options: CreateOptions = {}): Tensor {
   checkShape(shape, 'rand');
-  return finish(callTensorOp('aten::rand', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::rand', [shape], options);
 }
 
 /** Standard normal samples. */
 export function randn(shape: readonly number[], options: CreateOptions = {}): Tensor {
   checkShape(shape, 'randn');
-  return finish(callTensorOp('aten::randn', [shape, ...factoryArgs(options)]), { requiresGrad: options.requiresGrad });
+  return factory('aten::randn', [shape], options);
 }
 
 /** Integers uniform in [low, high); int64 unless stated. */
 export function randint(low: number, high: number, shape: readonly number[], options: CreateOptions = {}): Tensor {
   checkShape(shape, 'randint');
   if (!(high > low)) throw new RangeError(`randint: high (${high}) must be greater than low (${low})`);
-  return finish(callTensorOp('aten::randint.low', [low, high, shape, ...factoryArgs(options, 'int64')]), {
-    requiresGrad: options.requiresGrad,
-  });
+  return factory('aten::randint.low', [low, high, shape], options, 'int64');
 }
 
 /** A random permutation of 0..n-1 (int64). */
