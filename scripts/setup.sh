@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(libopenblas0-pthread python3-torch python3-torchvision)
+packages=(libopenblas0-pthread python3-torch python3-torchvision dataset-fashion-mnist)
 [ -n "${LIBTORCH:-}" ] || packages=(libtorch-dev "${packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
