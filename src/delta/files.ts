@@ -3,7 +3,7 @@
 // Hugging Face PEFT's layout (adapter_config.json + adapter_model.safetensors).
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
@@ -22,7 +22,12 @@ export interface DeltaManifest {
   config: Record<string, unknown>;
   model: string;
   numClasses: number;
-  base: { weightsFile: string | null; sha256: string | null };
+  /** The base weights: file name, where it was when the delta was saved (a hint), and its sha256. */
+  base: { weightsFile: string | null; path?: string | null; sha256: string | null };
+  /** Class names, index = label (when the trainer knew them). */
+  classes?: string[];
+  /** How images were prepared for this delta (image size, normalisation), for predict and eval. */
+  preprocess?: Record<string, unknown>;
   tensors: number;
   bytes: number;
   createdAt: string;
@@ -63,13 +68,18 @@ export function fileSha256(path: string): string {
   return sha256;
 }
 
-function baseFingerprint(model: VisionModel): { weightsFile: string | null; sha256: string | null } {
+function baseFingerprint(model: VisionModel): { weightsFile: string | null; path: string | null; sha256: string | null } {
   const file = model.config.weightsFile;
-  return file ? { weightsFile: basename(file), sha256: fileSha256(file) } : { weightsFile: null, sha256: null };
+  return file ? { weightsFile: basename(file), path: resolve(file), sha256: fileSha256(file) } : { weightsFile: null, path: null, sha256: null };
+}
+
+export interface SaveDeltaOptions {
+  classes?: readonly string[];
+  preprocess?: Record<string, unknown>;
 }
 
 /** Writes the delta to `dir` (created if needed) as delta.safetensors + delta.json, atomically. */
-export function saveDelta(delta: Delta, dir: string): DeltaManifest {
+export function saveDelta(delta: Delta, dir: string, options: SaveDeltaOptions = {}): DeltaManifest {
   const state = delta.stateDict();
   mkdirSync(dir, { recursive: true });
   const summary = delta.summary();
@@ -82,6 +92,8 @@ export function saveDelta(delta: Delta, dir: string): DeltaManifest {
     model: delta.model.config.name,
     numClasses: delta.head.outFeatures,
     base: baseFingerprint(delta.model),
+    ...(options.classes ? { classes: [...options.classes] } : {}),
+    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
     tensors: state.size,
     bytes: summary.bytes,
     createdAt: new Date().toISOString(),

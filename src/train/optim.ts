@@ -59,8 +59,31 @@ export abstract class Optimizer {
 
   protected abstract update(param: Tensor, grad: Tensor, lr: number, group: ParamGroup): void;
 
+  /** Parameters in group order: the index of each is its key in stateDict(). */
+  protected orderedParams(): Tensor[] {
+    return this.groups.flatMap((g) => g.params);
+  }
+
+  /**
+   * The optimizer's state by parameter index (`<i>.<slot>`) plus per-parameter step counts, for
+   * checkpoints that resume exactly. The tensors are the live state: copy before mutating.
+   */
+  abstract stateDict(): { tensors: Map<string, Tensor>; steps: Record<string, number> };
+
+  /** Restores state written by stateDict() for the same parameters in the same order (values are copied). */
+  abstract loadStateDict(state: { tensors: Map<string, Tensor>; steps: Record<string, number> }, source?: string): void;
+
   /** Frees the optimizer's state tensors. */
   abstract dispose(): void;
+}
+
+function stateTensor(tensors: Map<string, Tensor>, key: string, like: Tensor, source: string): Tensor {
+  const t = tensors.get(key);
+  if (!t) throw new Error(`${source}: optimizer state '${key}' is missing`);
+  if (t.shape.join(',') !== like.shape.join(',')) {
+    throw new Error(`${source}: optimizer state '${key}' has shape [${t.shape.join(',')}], the parameter has [${like.shape.join(',')}]`);
+  }
+  return keep(noGrad(() => t.to(like.dtype).clone()));
 }
 
 export interface AdamWOptions {
@@ -108,6 +131,36 @@ export class AdamW extends Optimizer {
     const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** s.step);
     const denom = s.expAvgSq.sqrt().div_(biasCorrection2Sqrt).add_(this.eps);
     p.addcdiv_(s.expAvg, denom, -lr / biasCorrection1);
+  }
+
+  stateDict(): { tensors: Map<string, Tensor>; steps: Record<string, number> } {
+    const tensors = new Map<string, Tensor>();
+    const steps: Record<string, number> = {};
+    this.orderedParams().forEach((p, i) => {
+      const s = this.state.get(p);
+      if (!s) return;
+      tensors.set(`${i}.exp_avg`, s.expAvg);
+      tensors.set(`${i}.exp_avg_sq`, s.expAvgSq);
+      steps[i] = s.step;
+    });
+    return { tensors, steps };
+  }
+
+  loadStateDict(state: { tensors: Map<string, Tensor>; steps: Record<string, number> }, source = 'AdamW state'): void {
+    const params = this.orderedParams();
+    for (const key of Object.keys(state.steps)) {
+      if (!(Number(key) < params.length)) throw new Error(`${source}: optimizer state for parameter ${key}, but only ${params.length} parameters train`);
+    }
+    this.dispose();
+    params.forEach((p, i) => {
+      const step = state.steps[i];
+      if (step === undefined) return;
+      this.state.set(p, {
+        step,
+        expAvg: stateTensor(state.tensors, `${i}.exp_avg`, p, source),
+        expAvgSq: stateTensor(state.tensors, `${i}.exp_avg_sq`, p, source),
+      });
+    });
   }
 
   dispose(): void {
@@ -160,6 +213,30 @@ export class SGD extends Optimizer {
       d = this.nesterov ? d.add(buf, this.momentum) : buf;
     }
     p.add_(d, -lr);
+  }
+
+  stateDict(): { tensors: Map<string, Tensor>; steps: Record<string, number> } {
+    const tensors = new Map<string, Tensor>();
+    const steps: Record<string, number> = {};
+    this.orderedParams().forEach((p, i) => {
+      const buf = this.state.get(p);
+      if (!buf) return;
+      tensors.set(`${i}.momentum_buffer`, buf);
+      steps[i] = 1;
+    });
+    return { tensors, steps };
+  }
+
+  loadStateDict(state: { tensors: Map<string, Tensor>; steps: Record<string, number> }, source = 'SGD state'): void {
+    const params = this.orderedParams();
+    for (const key of Object.keys(state.steps)) {
+      if (!(Number(key) < params.length)) throw new Error(`${source}: optimizer state for parameter ${key}, but only ${params.length} parameters train`);
+    }
+    this.dispose();
+    params.forEach((p, i) => {
+      if (state.steps[i] === undefined) return;
+      this.state.set(p, stateTensor(state.tensors, `${i}.momentum_buffer`, p, source));
+    });
   }
 
   dispose(): void {

@@ -1,0 +1,6 @@
+export * from './optim.js';
+export * from './schedule.js';
+export * from './metrics.js';
+export * from './checkpoint.js';
+export * from './progress.js';
+export * from './trainer.js';
