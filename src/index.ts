@@ -5,4 +5,5 @@ export * from './nn/index.js';
 export * from './io/index.js';
 export * from './models/index.js';
 export * from './delta/index.js';
+export * from './data/index.js';
 export * from './train/index.js';

@@ -13,7 +13,7 @@ export interface EpochRecord {
   lr: number;
   trainLoss: number;
   trainTop1: number;
-  val?: { loss: number; top1: number; top5: number };
+  val?: { loss: number; top1: number; top5: number; perClass: number[] };
   seconds: number;
   imagesPerSecond: number;
   dataWaitFraction: number;

@@ -4,3 +4,4 @@ export * from './metrics.js';
 export * from './checkpoint.js';
 export * from './progress.js';
 export * from './trainer.js';
+export * from './tune.js';

@@ -244,10 +244,14 @@ export class Trainer {
   #saveDeltaDir(name: string): void {
     const target = join(this.runDir, name);
     const staging = join(this.runDir, `.${name}.tmp`);
+    const previous = join(this.runDir, `.${name}.old`);
     rmSync(staging, { recursive: true, force: true });
     saveDelta(this.delta, staging, this.options.deltaInfo);
-    rmSync(target, { recursive: true, force: true });
+    // At every instant one complete copy exists: target, or (between the renames) .old.
+    rmSync(previous, { recursive: true, force: true });
+    if (existsSync(target)) renameSync(target, previous);
     renameSync(staging, target);
+    rmSync(previous, { recursive: true, force: true });
   }
 
   /**
@@ -378,7 +382,7 @@ export class Trainer {
           lr: cosineLr(schedule, progress.step - 1),
           trainLoss: sums.loss / sums.samples,
           trainTop1: (100 * sums.correct) / sums.samples,
-          ...(val ? { val: { loss: val.loss, top1: val.top1, top5: val.top5 } } : {}),
+          ...(val ? { val: { loss: val.loss, top1: val.top1, top5: val.top5, perClass: val.perClass } } : {}),
           seconds: sums.seconds,
           imagesPerSecond: sums.samples / sums.seconds,
           dataWaitFraction: sums.waitMs / 1000 / sums.seconds,

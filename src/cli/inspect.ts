@@ -1,0 +1,134 @@
+// `deltatune inspect`: what a model, a weights file, a delta or a run holds.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { noGrad } from '../engine/index.js';
+import { createModel, listModels } from '../models/index.js';
+import { withoutInitialisation } from '../nn/init.js';
+import { applyDelta } from '../delta/index.js';
+import { readDeltaManifest } from '../delta/index.js';
+import { inspectSafetensors } from '../io/safetensors.js';
+import { loadStateDict } from '../io/state-dict.js';
+import { UsageError } from './errors.js';
+import { keyValues, parse, str } from './args.js';
+
+export const inspectHelp = `Usage: deltatune inspect TARGET [options]
+
+TARGET is one of:
+  a model name (${listModels().join(', ')}): parameters per top-level module and the blocks
+      delta methods can target; with --method, what that method would train
+  a delta directory (delta.json + delta.safetensors): method, config, base, classes, sizes
+  a run directory (config.json): its configuration, epochs and best delta
+  a weights file (.safetensors, .pth, .pt): tensors, dtypes, parameter count
+
+  --method NAME      with a model name: apply this method and show its summary
+  --opt KEY=VALUE    method options (repeatable)
+  --classes N        with --method: the delta's number of classes (default: the model's)
+  --json             machine-readable output`;
+
+const mib = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
+const count = (n: number) => n.toLocaleString('en-US');
+
+function out(json: boolean, value: unknown, lines: string[]): void {
+  console.log(json ? JSON.stringify(value, null, 2) : lines.join('\n'));
+}
+
+function fileSizes(dir: string): Record<string, number> {
+  return Object.fromEntries(readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).map((f) => [f, statSync(join(dir, f)).size]));
+}
+
+export function runInspect(argv: string[]): void {
+  const p = parse(argv, { method: { type: 'string' }, opt: { type: 'string', multiple: true }, classes: { type: 'string' }, json: { type: 'boolean' } }, inspectHelp, true);
+  if (!p) return;
+  const [target, ...extra] = p.positionals;
+  if (!target || extra.length) throw new UsageError('inspect: give exactly one TARGET', inspectHelp);
+  const json = p.values.json === true;
+  if (listModels().includes(target)) return inspectModel(target, p.values.method as string | undefined, keyValues(p, 'opt', inspectHelp), str(p, 'classes'), json);
+  if (p.values.method) throw new UsageError('--method applies only to a model name', inspectHelp);
+  if (!existsSync(target)) throw new Error(`'${target}' is neither a model name (${listModels().join(', ')}) nor an existing file or directory`);
+  if (statSync(target).isDirectory()) {
+    if (existsSync(join(target, 'delta.json'))) return inspectDelta(target, json);
+    if (existsSync(join(target, 'config.json'))) return inspectRun(target, json);
+    throw new Error(`${target}: a directory, but neither a delta (delta.json) nor a run (config.json)`);
+  }
+  return inspectWeights(target, json);
+}
+
+function inspectModel(name: string, method: string | undefined, options: Record<string, unknown>, classes: string | undefined, json: boolean): void {
+  const model = withoutInitialisation(() => createModel(name));
+  try {
+    const total = model.numParameters();
+    const children = [...model._modules].filter(([, m]) => m).map(([n, m]) => [n, m!.numParameters()] as const);
+    const blocks = model.blocks();
+    if (!method) {
+      out(json, { model: name, family: model.config.family, parameters: total, children: Object.fromEntries(children), blocks }, [
+        `${name} (${model.config.family}): ${count(total)} parameters, input ${model.config.inputSize.join('x')}, classifier '${model.config.classifier}'`,
+        ...children.map(([n, c]) => `  ${n.padEnd(12)} ${count(c).padStart(12)}`),
+        `blocks (${blocks.length}): ${blocks.map((b) => `${b.name}[${b.channels}/${b.reduction}]`).join(' ')}`,
+      ]);
+      return;
+    }
+    const numClasses = classes === undefined ? undefined : Number(classes);
+    if (numClasses !== undefined && !(Number.isInteger(numClasses) && numClasses > 0)) throw new UsageError(`--classes must be a positive integer, got '${classes}'`, inspectHelp);
+    const delta = applyDelta(model, { method, ...(numClasses ? { numClasses } : {}), ...options });
+    try {
+      const s = delta.summary();
+      out(json, { ...s, config: delta.config }, [
+        `${method} on ${name}: ${count(s.trainable)} of ${count(s.total)} parameters train (${s.percent.toFixed(2)}%); delta ${mib(s.bytes)}`,
+        `config: ${JSON.stringify(delta.config)}`,
+        ...Object.entries(s.byModuleType).map(([t, n]) => `  ${t.padEnd(20)} ${count(n).padStart(12)}`),
+      ]);
+    } finally {
+      delta.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+function inspectDelta(dir: string, json: boolean): void {
+  const m = readDeltaManifest(dir);
+  const header = inspectSafetensors(join(dir, 'delta.safetensors'));
+  const params = header.entries.reduce((s, e) => s + e.shape.reduce((a, b) => a * b, 1), 0);
+  const sizes = fileSizes(dir);
+  out(json, { ...m, elements: params, files: sizes }, [
+    `delta: ${m.method} on ${m.model} (${m.numClasses} classes${m.classes ? `: ${m.classes.slice(0, 10).join(', ')}${m.classes.length > 10 ? ', ...' : ''}` : ''})`,
+    `config: ${JSON.stringify(m.config)}`,
+    `base: ${m.base.weightsFile ?? '(random init)'}${m.base.sha256 ? ` sha256 ${m.base.sha256.slice(0, 16)}...` : ''}`,
+    `tensors: ${m.tensors}, ${count(params)} elements, ${mib(m.bytes)}`,
+    `files: ${Object.entries(sizes).map(([f, s]) => `${f} ${mib(s)}`).join(', ')}`,
+    `saved by deltatune ${m.library} at ${m.createdAt}`,
+  ]);
+}
+
+function inspectRun(dir: string, json: boolean): void {
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const summaryPath = join(dir, 'summary.json');
+  const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as Record<string, unknown>) : null;
+  const history = existsSync(join(dir, 'metrics.jsonl'))
+    ? readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { epoch: number; trainLoss: number; val?: { top1: number } })
+    : [];
+  out(json, { config, summary, history }, [
+    `run ${dir}: ${String(config.method)} on ${String(config.model)}${summary ? '' : ' (not finished)'}`,
+    ...history.map((r) => `  epoch ${r.epoch + 1}: train loss ${r.trainLoss.toFixed(4)}${r.val ? `, val top-1 ${r.val.top1.toFixed(2)}%` : ''}`),
+    ...(existsSync(join(dir, 'best', 'delta.json')) ? [`best delta: ${join(dir, 'best')} (${mib(statSync(join(dir, 'best', 'delta.safetensors')).size)})`] : []),
+  ]);
+}
+
+function inspectWeights(file: string, json: boolean): void {
+  const ext = extname(file).toLowerCase();
+  let entries: { name: string; dtype: string; shape: number[] }[];
+  if (ext === '.safetensors') {
+    entries = inspectSafetensors(file).entries.map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape }));
+  } else {
+    const state = loadStateDict(file);
+    entries = [...state].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+    noGrad(() => state.forEach((t) => t.dispose()));
+  }
+  const elements = entries.reduce((s, e) => s + e.shape.reduce((a, b) => a * b, 1), 0);
+  const dtypes = [...new Set(entries.map((e) => e.dtype))];
+  out(json, { file, bytes: statSync(file).size, tensors: entries.length, elements, dtypes, entries }, [
+    `${file}: ${entries.length} tensors, ${count(elements)} elements (${dtypes.join(', ')}), ${mib(statSync(file).size)}`,
+    ...entries.slice(0, 8).map((e) => `  ${e.name} ${e.dtype} [${e.shape.join(', ')}]`),
+    ...(entries.length > 8 ? [`  ... ${entries.length - 8} more`] : []),
+  ]);
+}

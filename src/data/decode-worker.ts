@@ -1,0 +1,85 @@
+// Worker thread that reads, decodes and augments image files for every DataLoader of the
+// process (see decode-pool.ts). Each file takes several async steps (read, header, pipeline);
+// run from the main thread, every step would wait for the synchronous training step to end.
+// Here they chain on this thread's own event loop, while the pixel work itself still runs on
+// libuv's shared thread pool.
+import { readFile } from 'node:fs/promises';
+import { parentPort } from 'node:worker_threads';
+import { reason } from './image.js';
+import { transformSample } from './pipeline.js';
+import { Rng, STREAM } from './random.js';
+import type { ResolvedTransform } from './transforms.js';
+
+export interface DecodeTask {
+  id: number;
+  /** One loader iteration: the unit of concurrency limits and cancellation. */
+  group: number;
+  /** Files of this group processed at once. */
+  concurrency: number;
+  path: string;
+  /** Names the sample in errors. */
+  what: string;
+  transform: ResolvedTransform;
+  seed: number;
+  epoch: number;
+  index: number;
+}
+
+export type WorkerRequest = ({ type: 'task' } & DecodeTask) | { type: 'cancel'; group: number };
+
+export type WorkerReply =
+  | { id: number; pixels: Uint8Array }
+  | { id: number; error: string }
+  | { id: number; cancelled: true };
+
+async function handle(task: DecodeTask): Promise<WorkerReply> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(task.path);
+  } catch (err) {
+    return { id: task.id, error: `${task.what}: cannot read image file: ${reason(err)}` };
+  }
+  try {
+    const rng = new Rng(STREAM.sample, task.seed, task.epoch, task.index);
+    return { id: task.id, pixels: await transformSample({ encoded: bytes }, task.transform, rng, task.what) };
+  } catch (err) {
+    return { id: task.id, error: reason(err) };
+  }
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const queue: DecodeTask[] = [];
+  const active = new Map<number, number>();
+
+  // Starts every queued task whose group is below its concurrency, oldest first.
+  const pump = (): void => {
+    for (let k = 0; k < queue.length; k++) {
+      const task = queue[k]!;
+      const running = active.get(task.group) ?? 0;
+      if (running >= task.concurrency) continue;
+      queue.splice(k--, 1);
+      active.set(task.group, running + 1);
+      void handle(task).then((reply) => {
+        const left = active.get(task.group)! - 1;
+        if (left === 0) active.delete(task.group);
+        else active.set(task.group, left);
+        port.postMessage(reply);
+        pump();
+      });
+    }
+  };
+
+  port.on('message', (msg: WorkerRequest) => {
+    if (msg.type === 'task') {
+      const { type: _, ...task } = msg;
+      queue.push(task);
+      pump();
+    } else {
+      // Abandoned iteration: answer its queued tasks at once, without work.
+      for (let k = queue.length - 1; k >= 0; k--) {
+        if (queue[k]!.group === msg.group) port.postMessage({ id: queue.splice(k, 1)[0]!.id, cancelled: true } satisfies WorkerReply);
+      }
+    }
+  });
+}

@@ -1,0 +1,300 @@
+// One call from "a model, a method and some images" to a trained delta in a run directory — the
+// API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import { manualSeed, noGrad } from '../engine/index.js';
+import { saveStateDict } from '../io/state-dict.js';
+import { createModel, listModels } from '../models/index.js';
+import type { VisionModel } from '../models/base.js';
+import { applyDelta, listMethods, type Delta, type DeltaSummary } from '../delta/index.js';
+import { loadDelta, readDeltaManifest, type DeltaManifest } from '../delta/index.js';
+import {
+  ArrayDataset, CsvList, DataLoader, ImageFolder, decodeImage, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
+  type Dataset, type TransformOptions,
+} from '../data/index.js';
+import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
+import { createProgress, type ProgressMode } from './progress.js';
+import type { EvalMetrics } from './metrics.js';
+
+export interface DataOptions {
+  /** 'fashion-mnist', 'mnist', a folder (ImageFolder; with train/ and val|validation|test/ inside, those are the split) or a .csv list. */
+  data: string;
+  /** A separate validation set (same forms as `data`); otherwise split off by seed. */
+  valData?: string;
+  /** Fraction held out for validation when the data has no split (default 0.1). */
+  valSplit?: number;
+  imageSize?: number;
+  batchSize?: number;
+  seed?: number;
+  /** 'default': RandomResizedCrop + flip for photos, none for digit-like arrays; 'none': eval transform for training too. */
+  augment?: 'default' | 'none';
+  colorJitter?: number;
+  mixup?: number;
+  cutmix?: number;
+  onBadImage?: 'skip' | 'fail';
+  /** Images decoded at once. */
+  workers?: number;
+}
+
+export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
+  model: string;
+  /** Pretrained weights file; without one the model starts from a seeded random init, saved into the run as base.safetensors. */
+  weights?: string;
+  method: string;
+  methodOptions?: Record<string, unknown>;
+  out: string;
+  progress?: ProgressMode;
+}
+
+export interface DataSplit {
+  train: Dataset;
+  val: Dataset | null;
+  classes: readonly string[];
+  /** True for in-memory same-size image arrays (digits), which are resized whole, never cropped. */
+  arrays: boolean;
+}
+
+function openOne(spec: string, what: string): Dataset {
+  if (spec === 'fashion-mnist' || spec === 'fashion-mnist:train') return fashionMnist({ split: 'train' });
+  if (spec === 'fashion-mnist:test') return fashionMnist({ split: 'test' });
+  if (spec === 'mnist') return mnist();
+  if (!existsSync(spec)) throw new Error(`${what} '${spec}' is not a file, a folder, or one of fashion-mnist, fashion-mnist:test, mnist`);
+  if (statSync(spec).isDirectory()) return new ImageFolder(spec);
+  if (extname(spec).toLowerCase() === '.csv') return new CsvList(spec);
+  throw new Error(`${what} '${spec}' is a file but not a .csv list; give a folder (one subfolder per class) or a .csv of path,label`);
+}
+
+/** Resolves data specs into a train/validation pair with consistent classes. */
+export function openData(options: DataOptions): DataSplit {
+  const seed = options.seed ?? 0;
+  const valSplit = options.valSplit ?? 0.1;
+  if (!(valSplit >= 0 && valSplit < 1)) throw new RangeError(`valSplit must be in [0, 1), got ${valSplit}`);
+  let train: Dataset;
+  let val: Dataset | null = null;
+  const { data } = options;
+  if (options.valData) {
+    train = openOne(data, 'data');
+    val = openOne(options.valData, 'val-data');
+  } else if (data === 'fashion-mnist') {
+    train = fashionMnist({ split: 'train' });
+    val = fashionMnist({ split: 'test' });
+  } else if (existsSync(join(data, 'train')) && statSync(join(data, 'train')).isDirectory()) {
+    train = new ImageFolder(join(data, 'train'));
+    const v = ['val', 'validation', 'test'].map((n) => join(data, n)).find((p) => existsSync(p) && statSync(p).isDirectory());
+    val = v ? new ImageFolder(v) : null;
+  } else {
+    train = openOne(data, 'data');
+  }
+  if (!val && valSplit > 0) ({ train, val } = splitDataset(train, { valFraction: valSplit, seed }));
+  if (val && val.classes.join('\n') !== train.classes.join('\n')) {
+    throw new Error(`the validation set's classes (${val.classes.join(', ')}) differ from the training set's (${train.classes.join(', ')})`);
+  }
+  if (train.length === 0) throw new Error(`data '${data}': the training set is empty`);
+  return { train, val, classes: train.classes, arrays: train instanceof ArrayDataset };
+}
+
+/** The transforms a run uses, recorded in its deltas so predict prepares images the same way. */
+export function runTransforms(options: DataOptions, arrays: boolean): { train: TransformOptions; eval: TransformOptions } {
+  const size = options.imageSize ?? 224;
+  if (!(Number.isInteger(size) && size >= 8)) throw new RangeError(`imageSize must be an integer ≥ 8, got ${size}`);
+  const jitter = options.colorJitter ?? 0;
+  const evalT = evalTransform(size, arrays ? { cropPct: 1 } : {});
+  const augment = options.augment ?? 'default';
+  if (augment !== 'default' && augment !== 'none') throw new Error(`augment must be 'default' or 'none', got '${String(augment)}'`);
+  const trainT =
+    augment === 'none'
+      ? { ...evalT, train: false }
+      : arrays
+        ? // Digits and garments in fixed 28×28 frames: no crops and no flips (a flipped 2 is not a 2).
+          trainTransform(size, { randomResizedCrop: false, hflip: 0, ...(jitter ? { colorJitter: { brightness: jitter, contrast: jitter } } : {}) })
+        : trainTransform(size, jitter ? { colorJitter: { brightness: jitter, contrast: jitter, saturation: jitter } } : {});
+  return { train: trainT, eval: evalT };
+}
+
+export function makeLoaders(split: DataSplit, options: DataOptions, warn?: (message: string) => void): { train: DataLoader; val: DataLoader | null } {
+  const t = runTransforms(options, split.arrays);
+  const batchSize = options.batchSize ?? 32;
+  const common = {
+    seed: options.seed ?? 0,
+    onBadImage: options.onBadImage ?? 'fail',
+    ...(options.workers ? { concurrency: options.workers } : {}),
+    ...(warn ? { onWarning: warn } : {}),
+  } as const;
+  return {
+    train: new DataLoader(split.train, {
+      ...common,
+      batchSize,
+      transform: t.train,
+      shuffle: true,
+      mixup: options.mixup,
+      cutmix: options.cutmix,
+      numClasses: split.classes.length,
+    }),
+    val: split.val ? new DataLoader(split.val, { ...common, batchSize, transform: t.eval, shuffle: false }) : null,
+  };
+}
+
+function checkNames(model: string, method: string): void {
+  if (!listModels().includes(model)) throw new Error(`unknown model '${model}'; available: ${listModels().join(', ')}`);
+  if (!listMethods().includes(method)) throw new Error(`unknown method '${method}'; available: ${listMethods().join(', ')}`);
+}
+
+/** The base a run tunes: the given weights, or a seeded random init saved once into the run. */
+function prepareBase(options: TuneOptions, runDir: string): VisionModel {
+  if (options.weights) return createModel(options.model, { weights: options.weights });
+  const basePath = join(runDir, 'base.safetensors');
+  if (existsSync(basePath)) return createModel(options.model, { weights: basePath });
+  manualSeed(options.seed ?? 0);
+  const model = createModel(options.model);
+  saveStateDict(basePath, model.stateDict());
+  model.config.weightsFile = basePath;
+  return model;
+}
+
+/**
+ * Trains a delta: opens the data, builds the base, applies the method, trains and writes the run
+ * directory (config.json, metrics.jsonl, summary.json, best/ and last/ deltas, state.safetensors).
+ * With `resume`, continues that run exactly.
+ */
+export async function tune(options: TuneOptions, control: { resume?: boolean } = {}): Promise<TrainResult & { classes: readonly string[]; summary: DeltaSummary }> {
+  checkNames(options.model, options.method);
+  const runDir = resolve(options.out);
+  if (!control.resume && existsSync(join(runDir, 'state.safetensors'))) {
+    throw new Error(`${runDir} already holds a run; resume it (--resume ${options.out}) or choose another output directory`);
+  }
+  const progress = createProgress(options.progress ?? 'auto');
+  const split = openData(options);
+  const loaders = makeLoaders(split, options, (m) => progress.message(`warning: ${m}`));
+  mkdirSync(runDir, { recursive: true });
+  const model = prepareBase(options, runDir);
+  let delta: Delta | undefined;
+  try {
+    manualSeed(options.seed ?? 0);
+    delta = applyDelta(model, { method: options.method, numClasses: split.classes.length, ...(options.methodOptions ?? {}) });
+    const transforms = runTransforms(options, split.arrays);
+    const summary = delta.summary();
+    progress.message(
+      `${options.method} on ${options.model}: ${summary.trainable.toLocaleString('en-US')} of ${summary.total.toLocaleString('en-US')} parameters train ` +
+        `(${summary.percent.toFixed(2)}%); ${split.train.length} training images, ${split.val?.length ?? 0} validation, ${split.classes.length} classes`,
+    );
+    const { model: _m, weights: _w, method: _me, methodOptions: _mo, out: _o, progress: _p, data: _d, valData: _vd, valSplit: _vs, imageSize: _is,
+      batchSize: _bs, augment: _a, colorJitter: _cj, mixup: _mx, cutmix: _cm, onBadImage: _ob, workers: _wk, seed, ...trainOptions } = options;
+    const trainer = new Trainer(
+      delta,
+      loaders.train,
+      loaders.val,
+      runDir,
+      {
+        ...trainOptions,
+        seed: seed ?? 0,
+        // Presentation (progress) is not part of the run: a resume may report differently.
+        runConfig: { tune: { ...options, progress: undefined }, classes: split.classes },
+        deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
+      },
+      progress,
+    );
+    const result = await trainer.fit({ resume: control.resume });
+    return { ...result, classes: split.classes, summary };
+  } finally {
+    delta?.dispose();
+    model.dispose();
+  }
+}
+
+/** Reads the options a run was started with, for `--resume`. */
+export function runOptions(runDir: string): TuneOptions {
+  const path = join(runDir, 'config.json');
+  if (!existsSync(path)) throw new Error(`${runDir}: not a run directory (no config.json)`);
+  const config = JSON.parse(readFileSync(path, 'utf8')) as { tune?: TuneOptions };
+  if (!config.tune) throw new Error(`${path}: has no 'tune' options to resume with`);
+  return config.tune;
+}
+
+export interface Tuned {
+  model: VisionModel;
+  delta: Delta;
+  manifest: DeltaManifest;
+  classes: string[];
+  preprocess: TransformOptions;
+  dispose(): void;
+}
+
+/** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
+export function loadTuned(deltaDir: string, options: { weights?: string; ignoreBaseMismatch?: boolean } = {}): Tuned {
+  const manifest = readDeltaManifest(deltaDir);
+  const weights = options.weights ?? manifest.base.path ?? undefined;
+  if (manifest.base.sha256 && !weights) throw new Error(`${deltaDir}: the delta needs its base weights (${manifest.base.weightsFile}); pass them with --weights`);
+  if (weights && !existsSync(weights)) {
+    throw new Error(`${deltaDir}: the base weights ${weights} are not there any more; pass the file with --weights`);
+  }
+  const model = createModel(manifest.model, weights ? { weights } : {});
+  try {
+    const delta = loadDelta(model, deltaDir, { ignoreBaseMismatch: options.ignoreBaseMismatch });
+    const classes = manifest.classes ?? Array.from({ length: manifest.numClasses }, (_, i) => String(i));
+    const preprocess = (manifest.preprocess as TransformOptions | undefined) ?? evalTransform(224);
+    model.eval();
+    return {
+      model, delta, manifest, classes, preprocess,
+      dispose() {
+        delta.dispose();
+        model.dispose();
+      },
+    };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+/** Evaluates a tuned model on data (same forms as train's --data; folders with a split use their validation part). */
+export async function evaluateTuned(tuned: Tuned, data: string, options: { batchSize?: number; onBadImage?: 'skip' | 'fail' } = {}): Promise<EvalMetrics> {
+  const ds = openOne(data, 'data');
+  if (ds.classes.join('\n') !== tuned.classes.join('\n') && ds.classes.length !== tuned.classes.length) {
+    throw new Error(`data '${data}' has ${ds.classes.length} classes (${ds.classes.join(', ')}); the delta was trained on ${tuned.classes.length} (${tuned.classes.join(', ')})`);
+  }
+  const loader = new DataLoader(ds, { batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail' });
+  return evaluate(tuned.delta, loader);
+}
+
+export interface Prediction {
+  source: string;
+  top: { label: string; index: number; probability: number }[];
+}
+
+/** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
+export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16): Promise<Prediction[]> {
+  const k = Math.min(topK, tuned.classes.length);
+  const dataset: Dataset = {
+    length: files.length,
+    classes: tuned.classes,
+    label: () => 0,
+    source: (i) => files[i]!,
+    load: (i) => decodeImage(files[i]!),
+  };
+  const loader = new DataLoader(dataset, { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
+  const out: Prediction[] = [];
+  const model = tuned.model;
+  model.eval();
+  for await (const batch of loader.epoch(0)) {
+    try {
+      noGrad(() => {
+        const probs = model.forward(batch.images).softmax(1);
+        const top = probs.topk(k, { dim: 1 });
+        const p = top.values.toNumbers();
+        const idx = top.indices.toNumbers();
+        batch.indices.forEach((fileIndex, row) => {
+          out.push({
+            source: files[fileIndex]!,
+            top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
+          });
+        });
+        probs.dispose();
+        top.values.dispose();
+        top.indices.dispose();
+      });
+    } finally {
+      batch.dispose();
+    }
+  }
+  return out;
+}
