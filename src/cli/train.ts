@@ -29,6 +29,9 @@ Data:
   --mixup A / --cutmix A  batch mixing with Beta(A, A) (default off)
   --on-bad-image skip|fail  an undecodable image is skipped with a warning, or stops the run (default fail)
   --workers N             images decoded at once (default 2 x cores)
+  --cache-frozen-prefix   compute the layers before the first one the method trains once per image
+                          and train only the rest (needs no random augmentation; resnet, mobilenet_v2,
+                          convnext); e.g. with --method fixed, or mona/lora limited to late stages
 Training:
   --epochs N (default 10)  --batch N (default 32)  --lr F (default 1e-3)  --seed N (default 0)
   --optimizer adamw|sgd (default adamw)  --weight-decay F (adamw 0.05, sgd 0)  --momentum F (0.9)
@@ -50,7 +53,7 @@ const flags = {
   momentum: { type: 'string' }, nesterov: { type: 'boolean' }, 'warmup-epochs': { type: 'string' }, 'min-lr': { type: 'string' },
   'label-smoothing': { type: 'string' }, 'clip-grad': { type: 'string' }, accumulate: { type: 'string' }, patience: { type: 'string' },
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
-  quiet: { type: 'boolean' }, json: { type: 'boolean' },
+  quiet: { type: 'boolean' }, json: { type: 'boolean' }, 'cache-frozen-prefix': { type: 'boolean' },
 } as const;
 
 function drop<T extends object>(o: T): T {
@@ -101,6 +104,7 @@ export async function runTrain(argv: string[]): Promise<void> {
       accumulate: num(p, 'accumulate', h, { integer: true, min: 1 }),
       patience: num(p, 'patience', h, { integer: true, min: 0 }),
       checkpointEvery: num(p, 'checkpoint-every', h, { integer: true, min: 1 }),
+      cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
       out: str(p, 'out') ?? `runs/${model}-${method}`,
       progress: mode,
     });

@@ -201,6 +201,21 @@ export class DataLoader {
     this.#skipped = 0;
   }
 
+  /**
+   * The dataset indices of each batch of an epoch, in delivery order (images skipped as bad are
+   * still listed: they are dropped only when decoded).
+   */
+  batchIndices(epoch: number): number[][] {
+    const order = this.order(epoch);
+    return Array.from({ length: this.batchesPerEpoch }, (_, b) => this.#batchIndices(order, b));
+  }
+
+  /** Whether samples differ between epochs (random crops, flips, jitter, mixing): then no sample's features can be cached. */
+  get randomised(): boolean {
+    const t = this.#o.transform;
+    return (t.train && (t.rrc !== null || t.hflip > 0 || t.jitter !== null)) || this.#o.mixup > 0 || this.#o.cutmix > 0;
+  }
+
   /** The dataset indices of one epoch, in delivery order. */
   order(epoch: number): Int32Array {
     checkSeed(epoch, 'DataLoader.order: epoch');

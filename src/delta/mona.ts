@@ -24,6 +24,9 @@ registerMethod<MonaConfig>({
   description: 'Mona: multi-cognitive visual adapters (multi-scale depthwise convs) after every block',
   configure(raw, model) {
     check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'stages'], 'mona');
+    // A single stage or kernel (as `--opt stages=3` gives) is a list of one.
+    if (typeof raw.stages === 'number') raw = { ...raw, stages: [raw.stages] };
+    if (typeof raw.kernels === 'number') raw = { ...raw, kernels: [raw.kernels] };
     const stageCount = Math.max(...model.blocks().map((b) => b.stage)) + 1;
     let stages: number[] | null = null;
     if (raw.stages !== undefined && raw.stages !== null) {

@@ -1,5 +1,6 @@
 // The surface every backbone offers to the trainer and the delta methods.
 import type { Tensor } from '../engine/index.js';
+import type { Step } from '../nn/release.js';
 import { Module } from '../nn/module.js';
 
 /**
@@ -65,6 +66,15 @@ export abstract class VisionModel extends Module<[Tensor], Tensor> {
 
   forward(x: Tensor): Tensor {
     return this.forwardHead(this.forwardFeatures(x));
+  }
+
+  /**
+   * forwardFeatures as named steps (module names where a step is a module), for families whose
+   * backbone is a plain sequence; null otherwise. Running them in order equals forwardFeatures,
+   * so a frozen prefix can be computed once and cached while only the rest trains.
+   */
+  featureSteps(): [string, Step][] | null {
+    return null;
   }
 
   /**

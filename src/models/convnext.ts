@@ -9,7 +9,7 @@ import { Sequential } from '../nn/containers.js';
 import { Conv2d, DropPath, Flatten, GELU, LayerNorm, LayerNorm2d, Linear } from '../nn/layers.js';
 import { Parameter } from '../nn/parameter.js';
 import { adaptiveAvgPool2d, full } from '../ops/index.js';
-import { pipe } from '../nn/release.js';
+import { pipe, type Step } from '../nn/release.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { Permute, initTruncNormal, replaceLinear } from './common.js';
 import { checkImage } from './resnet.js';
@@ -80,6 +80,18 @@ export class ConvNeXt extends VisionModel {
 
   forwardHead(features: Tensor): Tensor {
     return pipe(features, (t) => adaptiveAvgPool2d(t, 1), this.classifier);
+  }
+
+  override featureSteps(): [string, Step][] {
+    const steps: [string, Step][] = [];
+    for (let i = 0; i < this.features.length; i++) {
+      const stage = this.features.at(i) as Sequential;
+      // Block stages step per block (so a prefix can end mid-stage); stem and downsampling whole.
+      const blocks = stage.length > 0 && stage.at(0)!.constructor.name === 'CNBlock';
+      if (blocks) for (let j = 0; j < stage.length; j++) steps.push([`features.${i}.${j}`, stage.at(j) as Step]);
+      else steps.push([`features.${i}`, stage as Step]);
+    }
+    return steps;
   }
 
   blocks(): BlockInfo[] {

@@ -7,7 +7,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU6 } from '../nn/layers.js';
 import { adaptiveAvgPool2d } from '../ops/index.js';
-import { pipe } from '../nn/release.js';
+import { pipe, type Step } from '../nn/release.js';
 import { normal_, zero_ } from '../ops/init.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { convNormAct, initConvNets, replaceLinear } from './common.js';
@@ -86,6 +86,10 @@ export class MobileNetV2 extends VisionModel {
 
   forwardHead(features: Tensor): Tensor {
     return pipe(features, (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), this.classifier);
+  }
+
+  override featureSteps(): [string, Step][] {
+    return Array.from({ length: this.features.length }, (_, i) => [`features.${i}`, this.features.at(i) as Step] as [string, Step]);
   }
 
   blocks(): BlockInfo[] {

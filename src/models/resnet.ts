@@ -8,7 +8,7 @@ import { Module } from '../nn/module.js';
 import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
 import { adaptiveAvgPool2d, relu_ } from '../ops/index.js';
-import { pipe, release } from '../nn/release.js';
+import { pipe, release, type Step } from '../nn/release.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
 import { initConvNets, replaceLinear } from './common.js';
 import { registerModel } from './registry.js';
@@ -120,6 +120,14 @@ export class ResNet extends VisionModel {
 
   forwardHead(features: Tensor): Tensor {
     return pipe(features, (t) => adaptiveAvgPool2d(t, 1), (t) => t.flatten(1), this.fc);
+  }
+
+  override featureSteps(): [string, Step][] {
+    const blocks = ([1, 2, 3, 4] as const).flatMap((l) => {
+      const layer = this[`layer${l}`];
+      return Array.from({ length: layer.length }, (_, i) => [`layer${l}.${i}`, layer.at(i) as Step] as [string, Step]);
+    });
+    return [['conv1', this.conv1], ['bn1', this.bn1], ['relu', relu_], ['maxpool', this.maxpool], ...blocks];
   }
 
   blocks(): BlockInfo[] {

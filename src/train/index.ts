@@ -5,3 +5,4 @@ export * from './checkpoint.js';
 export * from './progress.js';
 export * from './trainer.js';
 export * from './tune.js';
+export * from './prefix-cache.js';

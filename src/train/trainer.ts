@@ -55,6 +55,8 @@ export interface TrainOptions {
   seed?: number;
   /** Written to config.json; on resume it must match the saved one. */
   runConfig?: Record<string, unknown>;
+  /** Replaces model.forward for training and evaluation (e.g. the suffix after a cached frozen prefix). */
+  forward?: (x: Tensor) => Tensor;
   /** Stored in every saved delta's manifest (class names, preprocessing) so predict needs nothing else. */
   deltaInfo?: SaveDeltaOptions;
 }
@@ -67,6 +69,8 @@ export interface TrainResult {
   final: EvalMetrics | null;
   stoppedEarly: boolean;
   seconds: number;
+  /** Peak resident memory of this process so far, in MiB. */
+  peakRssMiB: number;
 }
 
 /** The loss became NaN or infinite: training stops and the last good checkpoint is kept. */
@@ -100,7 +104,12 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
 }
 
 /** Evaluates the model on a loader: loss, top-1/top-5, per-class accuracy, confusion matrix. */
-export async function evaluate(delta: Delta, loader: BatchSource, numClasses: number = delta.head.outFeatures): Promise<EvalMetrics> {
+export async function evaluate(
+  delta: Delta,
+  loader: BatchSource,
+  numClasses: number = delta.head.outFeatures,
+  forward: (x: Tensor) => Tensor = (x) => delta.model.forward(x),
+): Promise<EvalMetrics> {
   const model = delta.model;
   const wasTraining = model.training;
   model.eval();
@@ -110,7 +119,7 @@ export async function evaluate(delta: Delta, loader: BatchSource, numClasses: nu
       try {
         noGrad(() =>
           tidy(() => {
-            const logits = model.forward(batch.images);
+            const logits = forward(batch.images);
             meter.update(logits, batch.labels, crossEntropy(logits, batch.labels).item());
           }),
         );
@@ -130,7 +139,8 @@ const stepSeed = (seed: number, microStep: number) => (seed * 1_000_003 + microS
 export class Trainer {
   readonly runDir: string;
   readonly delta: Delta;
-  readonly options: Required<Omit<TrainOptions, 'runConfig' | 'deltaInfo'>> & { runConfig: Record<string, unknown>; deltaInfo: SaveDeltaOptions };
+  readonly options: Required<Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'forward'>> & { runConfig: Record<string, unknown>; deltaInfo: SaveDeltaOptions };
+  readonly forward: (x: Tensor) => Tensor;
   readonly progress: ProgressSink;
   #optimizer: Optimizer | null = null;
 
@@ -145,6 +155,7 @@ export class Trainer {
     this.delta = delta;
     this.runDir = runDir;
     this.progress = progress;
+    this.forward = options.forward ?? ((x) => delta.model.forward(x));
     const optimizer = options.optimizer ?? 'adamw';
     if (optimizer !== 'adamw' && optimizer !== 'sgd') throw new Error(`optimizer must be 'adamw' or 'sgd', got '${String(optimizer)}'`);
     this.options = {
@@ -315,7 +326,7 @@ export class Trainer {
           try {
             manualSeed(stepSeed(o.seed, epoch * batches + micro));
             [loss, correct] = tidy(() => {
-              const logits = this.delta.model.forward(batch.images);
+              const logits = this.forward(batch.images);
               const l = batch.targets
                 ? logits.logSoftmax(1).mul(batch.targets).sum().div(-size)
                 : crossEntropy(logits, batch.labels, { labelSmoothing: o.labelSmoothing });
@@ -375,7 +386,7 @@ export class Trainer {
         let val: EvalMetrics | null = null;
         if (this.valLoader) {
           this.progress.evaluating(epoch);
-          val = await evaluate(this.delta, this.valLoader);
+          val = await evaluate(this.delta, this.valLoader, this.delta.head.outFeatures, this.forward);
         }
         const record: EpochRecord = {
           epoch,
@@ -428,6 +439,7 @@ export class Trainer {
       final,
       stoppedEarly,
       seconds: (performance.now() - started) / 1000,
+      peakRssMiB: process.resourceUsage().maxRSS / 1024,
     };
     writeFileAtomic(join(this.runDir, 'summary.json'), Buffer.from(JSON.stringify({ ...result, final: final ?? undefined }, null, 2) + '\n'));
     return result;

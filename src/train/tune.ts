@@ -13,6 +13,8 @@ import {
   type Dataset, type TransformOptions,
 } from '../data/index.js';
 import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
+import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { createProgress, type ProgressMode } from './progress.js';
 import type { EvalMetrics } from './metrics.js';
 
@@ -44,6 +46,23 @@ export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig'
   methodOptions?: Record<string, unknown>;
   out: string;
   progress?: ProgressMode;
+  /**
+   * Compute the frozen prefix of the backbone (the layers before the first one the delta trains)
+   * once per image and train only the rest. Needs training images that do not change between
+   * epochs (no random augmentation or mixing); CNN families only.
+   */
+  cacheFrozenPrefix?: boolean;
+}
+
+const TRAIN_KEYS = [
+  'epochs', 'lr', 'optimizer', 'weightDecay', 'momentum', 'nesterov', 'warmupEpochs', 'minLr', 'labelSmoothing', 'clipGrad',
+  'accumulate', 'patience', 'checkpointEvery',
+] as const;
+
+function pickTrainOptions(options: TuneOptions): Omit<TrainOptions, 'seed'> {
+  const out: Record<string, unknown> = {};
+  for (const k of TRAIN_KEYS) if (options[k] !== undefined) out[k] = options[k];
+  return out as unknown as Omit<TrainOptions, 'seed'>;
 }
 
 export interface DataSplit {
@@ -156,7 +175,7 @@ function prepareBase(options: TuneOptions, runDir: string): VisionModel {
  * directory (config.json, metrics.jsonl, summary.json, best/ and last/ deltas, state.safetensors).
  * With `resume`, continues that run exactly.
  */
-export async function tune(options: TuneOptions, control: { resume?: boolean } = {}): Promise<TrainResult & { classes: readonly string[]; summary: DeltaSummary }> {
+export async function tune(options: TuneOptions, control: { resume?: boolean } = {}): Promise<TrainResult & { classes: readonly string[]; summary: DeltaSummary; prefixCache: PrefixCacheInfo | null }> {
   checkNames(options.model, options.method);
   const runDir = resolve(options.out);
   if (!control.resume && existsSync(join(runDir, 'state.safetensors'))) {
@@ -177,24 +196,44 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
       `${options.method} on ${options.model}: ${summary.trainable.toLocaleString('en-US')} of ${summary.total.toLocaleString('en-US')} parameters train ` +
         `(${summary.percent.toFixed(2)}%); ${split.train.length} training images, ${split.val?.length ?? 0} validation, ${split.classes.length} classes`,
     );
-    const { model: _m, weights: _w, method: _me, methodOptions: _mo, out: _o, progress: _p, data: _d, valData: _vd, valSplit: _vs, imageSize: _is,
-      batchSize: _bs, augment: _a, colorJitter: _cj, mixup: _mx, cutmix: _cm, onBadImage: _ob, workers: _wk, seed, ...trainOptions } = options;
+    let cache: PrefixCache | null = null;
+    if (options.cacheFrozenPrefix) {
+      cache = await PrefixCache.build(delta, loaders.train, loaders.val);
+      const c = cache.info;
+      progress.message(
+        `cached the frozen prefix (${c.cachedSteps} steps, through ${c.cachedThrough}): features [${c.featureShape.join(', ')}] per image, ` +
+          `${(c.bytes / 2 ** 20).toFixed(1)} MiB, ${c.seconds.toFixed(1)} s`,
+      );
+    }
     const trainer = new Trainer(
       delta,
-      loaders.train,
-      loaders.val,
+      cache ? cache.train : loaders.train,
+      cache ? cache.val : loaders.val,
       runDir,
       {
-        ...trainOptions,
-        seed: seed ?? 0,
+        ...pickTrainOptions(options),
+        seed: options.seed ?? 0,
+        ...(cache ? { forward: cache.forward } : {}),
         // Presentation (progress) is not part of the run: a resume may report differently.
         runConfig: { tune: { ...options, progress: undefined }, classes: split.classes },
         deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
       },
       progress,
     );
-    const result = await trainer.fit({ resume: control.resume });
-    return { ...result, classes: split.classes, summary };
+    try {
+      const result = await trainer.fit({ resume: control.resume });
+      const prefixCache = cache?.info ?? null;
+      if (prefixCache) {
+        // The cache's one-off cost is part of the training time.
+        result.seconds += prefixCache.seconds;
+        const path = join(runDir, 'summary.json');
+        const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+        writeFileAtomic(path, Buffer.from(JSON.stringify({ ...saved, seconds: result.seconds, prefixCache }, null, 2) + '\n'));
+      }
+      return { ...result, classes: split.classes, summary, prefixCache };
+    } finally {
+      cache?.dispose();
+    }
   } finally {
     delta?.dispose();
     model.dispose();

@@ -1,0 +1,143 @@
+// Computing the frozen prefix once. When a delta leaves the first layers of a sequential backbone
+// untouched (a linear probe, Mona or LoRA only in later stages) and the training images are the
+// same every epoch (no random augmentation), the prefix's outputs never change: compute them once
+// per image, keep them, and train only the rest. Each later epoch then costs the suffix alone.
+import { Tensor, keep, noGrad, tidy } from '../engine/index.js';
+import { tensor } from '../ops/creation.js';
+import { cat } from '../ops/shape.js';
+import { pipe, type Step } from '../nn/release.js';
+import type { Delta } from '../delta/index.js';
+import type { DataLoader } from '../data/index.js';
+import type { BatchSource, TrainBatch } from './trainer.js';
+
+/** Where the untouched prefix ends: the index of the first feature step the delta trains or extends. */
+export function frozenPrefix(delta: Delta): { steps: [string, Step][]; cut: number } {
+  const model = delta.model;
+  const steps = model.featureSteps();
+  if (!steps) throw new Error(`${model.config.name}: its backbone is not a plain sequence of steps, so no frozen prefix can be cached (supported: resnet, mobilenet_v2, convnext)`);
+  const trained = delta.namedTrainableParameters().map(([n]) => n);
+  let cut = steps.findIndex(([name]) => trained.some((p) => p === name || p.startsWith(`${name}.`)));
+  if (cut < 0) cut = steps.length;
+  return { steps, cut };
+}
+
+class CachedSource implements BatchSource {
+  readonly batchesPerEpoch: number;
+  constructor(
+    private readonly loader: DataLoader,
+    private readonly features: Tensor,
+    private readonly labels: Tensor,
+    /** Row of each dataset index in `features`, or -1 for an image that could not be decoded. */
+    private readonly rowOf: Int32Array,
+  ) {
+    this.batchesPerEpoch = loader.batchesPerEpoch;
+  }
+
+  async *epoch(epoch: number, options: { from?: number } = {}): AsyncIterableIterator<TrainBatch> {
+    const batches = this.loader.batchIndices(epoch);
+    for (let b = options.from ?? 0; b < batches.length; b++) {
+      const rows = batches[b]!.map((i) => this.rowOf[i]!).filter((r) => r >= 0);
+      if (rows.length === 0) continue;
+      const [images, labels] = noGrad(() =>
+        tidy(() => {
+          const index = tensor(new BigInt64Array(rows.map(BigInt)));
+          return [keep(this.features.indexSelect(0, index)), keep(this.labels.indexSelect(0, index))] as const;
+        }),
+      );
+      yield { images, labels, dispose: () => (images.dispose(), labels.dispose()) };
+    }
+  }
+}
+
+export interface PrefixCacheInfo {
+  /** Feature steps computed once (by name: the last one). */
+  cachedSteps: number;
+  cachedThrough: string;
+  /** Shape of one cached sample. */
+  featureShape: number[];
+  bytes: number;
+  seconds: number;
+}
+
+/**
+ * The frozen prefix's outputs for every sample of the given loaders, and a forward for the rest
+ * of the model. Dispose it to free the cache.
+ */
+export class PrefixCache {
+  readonly train: BatchSource;
+  readonly val: BatchSource | null;
+  readonly info: PrefixCacheInfo;
+  readonly #tensors: Tensor[] = [];
+  readonly #suffix: Step[];
+  readonly #delta: Delta;
+
+  private constructor(delta: Delta, suffix: Step[], sources: [BatchSource, BatchSource | null], tensors: Tensor[], info: PrefixCacheInfo) {
+    this.#delta = delta;
+    this.#suffix = suffix;
+    [this.train, this.val] = sources;
+    this.#tensors = tensors;
+    this.info = info;
+  }
+
+  static async build(delta: Delta, train: DataLoader, val: DataLoader | null): Promise<PrefixCache> {
+    if (train.randomised) {
+      throw new Error('the frozen prefix can only be cached when training images are the same every epoch: turn off random augmentation (--augment none) and mixup/cutmix');
+    }
+    const { steps, cut } = frozenPrefix(delta);
+    if (cut === 0) throw new Error(`the '${delta.method}' delta trains the first layer (${steps[0]![0]}), so there is no frozen prefix to cache`);
+    const started = performance.now();
+    const prefix = steps.slice(0, cut).map(([, s]) => s);
+    const model = delta.model;
+    const wasTraining = model.training;
+    model.eval();
+    const tensors: Tensor[] = [];
+    const sources: (CachedSource | null)[] = [];
+    let featureShape: number[] = [];
+    try {
+      for (const loader of [train, val]) {
+        if (!loader) {
+          sources.push(null);
+          continue;
+        }
+        const parts: Tensor[] = [];
+        const order: number[] = [];
+        for await (const batch of loader.epoch(0)) {
+          try {
+            parts.push(keep(noGrad(() => tidy(() => pipe(batch.images, ...prefix).contiguous()))));
+            order.push(...batch.indices);
+          } finally {
+            batch.dispose();
+          }
+        }
+        const features = keep(noGrad(() => cat(parts, 0)));
+        parts.forEach((t) => t.dispose());
+        const rowOf = new Int32Array(loader.dataset.length).fill(-1);
+        order.forEach((index, row) => (rowOf[index] = row));
+        const labels = keep(tensor(new BigInt64Array(order.map((i) => BigInt(loader.dataset.label(i))))));
+        tensors.push(features, labels);
+        featureShape = features.shape.slice(1);
+        sources.push(new CachedSource(loader, features, labels, rowOf));
+      }
+    } catch (err) {
+      tensors.forEach((t) => t.dispose());
+      throw err;
+    } finally {
+      model.train(wasTraining);
+    }
+    const info: PrefixCacheInfo = {
+      cachedSteps: cut,
+      cachedThrough: steps[cut - 1]![0],
+      featureShape,
+      bytes: tensors.reduce((s, t) => s + t.nbytes, 0),
+      seconds: (performance.now() - started) / 1000,
+    };
+    return new PrefixCache(delta, steps.slice(cut).map(([, s]) => s), [sources[0]!, sources[1] ?? null], tensors, info);
+  }
+
+  /** The model's forward from the cached features on: the remaining steps, then the head. */
+  readonly forward = (features: Tensor): Tensor => this.#delta.model.forwardHead(pipe(features, ...this.#suffix));
+
+  dispose(): void {
+    this.#tensors.forEach((t) => t.dispose());
+  }
+}

@@ -1,0 +1,108 @@
+// Caching the frozen prefix: the feature steps compose to forwardFeatures, the cut sits before the
+// first trained layer, and training on cached features ends where uncached training ends.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ArrayDataset, DataLoader, PrefixCache, Trainer, applyDelta, createModel, evalTransform, frozenPrefix, manualSeed, noGrad, pipe,
+  randn, tidy, trainTransform, loadSafetensors,
+} from '../../src/index.js';
+import { assertClose } from '../helpers.js';
+
+test('featureSteps run in order equal forwardFeatures (resnet, mobilenet_v2, convnext)', () => {
+  for (const [name, size] of [['resnet18', 32], ['mobilenet_v2', 32], ['convnext_tiny', 32]] as const) {
+    manualSeed(0);
+    const model = createModel(name, { numClasses: 3 });
+    model.eval();
+    noGrad(() =>
+      tidy(() => {
+        const x = randn([2, 3, size, size]);
+        const steps = model.featureSteps()!;
+        assert.ok(steps.length > 5, name);
+        assertClose(pipe(x, ...steps.map(([, s]) => s)), model.forwardFeatures(x), { atol: 1e-5, what: name });
+      }),
+    );
+    model.dispose();
+  }
+  const swin = createModel('swin_t', { numClasses: 3 });
+  assert.equal(swin.featureSteps(), null);
+  swin.dispose();
+});
+
+test('the frozen prefix ends before the first step the delta trains', () => {
+  const model = createModel('resnet18', { numClasses: 3 });
+  const cases: [Record<string, unknown>, string | null][] = [
+    [{ method: 'fixed' }, null],
+    [{ method: 'mona', stages: [3] }, 'layer4.0'],
+    [{ method: 'mona', stages: [2, 3] }, 'layer3.0'],
+    [{ method: 'partial', blocks: 1 }, 'layer4.1'],
+    [{ method: 'bitfit' }, 'bn1'], // ResNet's convolutions have no bias: BatchNorm's is first
+  ];
+  for (const [options, first] of cases) {
+    const delta = applyDelta(model, { numClasses: 3, ...options } as unknown as { method: string });
+    const { steps, cut } = frozenPrefix(delta);
+    assert.equal(cut === steps.length ? null : steps[cut]![0], first, JSON.stringify(options));
+    delta.dispose();
+  }
+  model.dispose();
+});
+
+/** 60 tiny two-class images: bright or dark upper half. */
+function dataset(): ArrayDataset {
+  const n = 60;
+  const images = new Uint8Array(n * 16 * 16);
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    labels[i] = i % 2;
+    for (let p = 0; p < 256; p++) images[i * 256 + p] = ((p < 128) === (i % 2 === 0) ? 200 : 40) + ((i * 31 + p * 7) % 30);
+  }
+  return new ArrayDataset({ images, labels, height: 16, width: 16, channels: 1, classes: ['a', 'b'] });
+}
+
+test('training on the cached prefix ends with the weights of uncached training', async () => {
+  const results = [];
+  for (const cached of [false, true]) {
+    const dir = mkdtempSync(join(tmpdir(), 'deltatune-prefix-'));
+    manualSeed(0);
+    const model = createModel('resnet18', { numClasses: 2 });
+    manualSeed(1);
+    const delta = applyDelta(model, { method: 'mona', stages: [3], numClasses: 2 });
+    const ds = dataset();
+    const train = new DataLoader(ds, { batchSize: 16, transform: trainTransform(32, { randomResizedCrop: false, hflip: 0 }), seed: 3 });
+    const val = new DataLoader(ds, { batchSize: 16, transform: evalTransform(32, { cropPct: 1 }) });
+    const cache = cached ? await PrefixCache.build(delta, train, val) : null;
+    try {
+      const r = await new Trainer(delta, cache?.train ?? train, cache?.val ?? val, dir, {
+        epochs: 2, lr: 1e-3, seed: 5, ...(cache ? { forward: cache.forward } : {}),
+      }).fit();
+      results.push({ dir, top1: r.final!.top1, loss: r.history.map((h) => h.trainLoss) });
+    } finally {
+      cache?.dispose();
+      delta.dispose();
+      model.dispose();
+    }
+  }
+  assertClose(results[1]!.loss, results[0]!.loss, { rtol: 1e-4, what: 'train loss per epoch' });
+  assert.equal(results[1]!.top1, results[0]!.top1);
+  const a = loadSafetensors(join(results[0]!.dir, 'last', 'delta.safetensors')).tensors;
+  const b = loadSafetensors(join(results[1]!.dir, 'last', 'delta.safetensors')).tensors;
+  for (const [k, t] of a) assertClose(b.get(k)!, t, { rtol: 1e-3, atol: 1e-5, what: k });
+  [...a.values(), ...b.values()].forEach((t) => t.dispose());
+  results.forEach((r) => rmSync(r.dir, { recursive: true, force: true }));
+});
+
+test('random augmentation or a delta on the first layer refuses the cache, saying why', async () => {
+  const model = createModel('resnet18', { numClasses: 2 });
+  const ds = dataset();
+  const delta = applyDelta(model, { method: 'fixed', numClasses: 2 });
+  const random = new DataLoader(ds, { batchSize: 16, transform: trainTransform(32) });
+  await assert.rejects(PrefixCache.build(delta, random, null), /only be cached when training images are the same every epoch/);
+  delta.dispose();
+  const full = applyDelta(model, { method: 'full', numClasses: 2 });
+  const fixed = new DataLoader(ds, { batchSize: 16, transform: evalTransform(32) });
+  await assert.rejects(PrefixCache.build(full, fixed, null), /'full' delta trains the first layer \(conv1\)/);
+  full.dispose();
+  model.dispose();
+});
