@@ -1,14 +1,12 @@
 // `deltatune demo`: the whole story offline in a few minutes. Pretrain a small zoo backbone on one
 // real dataset (Fashion-MNIST, cached), then delta-tune it on another (MNIST digits) with Mona, a
 // linear probe and full fine-tuning, and print what each costs and reaches.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { engineInfo, getNumThreads } from '../engine/index.js';
-import { createModel } from '../models/index.js';
-import { saveStateDict } from '../io/state-dict.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { loadDelta } from '../delta/index.js';
+import { DEFAULT_LR } from '../experiments/runner.js';
+import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone } from '../experiments/backbone.js';
 import { tune, type TuneOptions } from '../train/tune.js';
 import type { ProgressMode } from '../train/progress.js';
 import { choice, num, parse, str } from './args.js';
@@ -30,11 +28,9 @@ Offline; about 5 minutes on 2 cores the first time, 2 with the backbone cached.
   --seed N              (default 0)
   --progress auto|bar|lines   --quiet   --json`;
 
-const MODEL = 'resnet18';
-const SIZE = 32;
+const MODEL = DEMO_MODEL;
+const SIZE = DEMO_SIZE;
 
-/** Learning rates that suit each method on this task (a probe or adapter takes larger steps than full). */
-const LR: Record<string, number> = { full: 1e-3, fixed: 1e-2, mona: 2e-3, lora: 2e-3, bitfit: 5e-3, ssf: 5e-3, adapter: 2e-3, adaptformer: 2e-3 };
 
 interface Row {
   method: string;
@@ -51,7 +47,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   }, demoHelp);
   if (!p) return;
   const h = demoHelp;
-  const cache = resolve(str(p, 'cache') ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'deltatune'));
+  const cache = resolve(str(p, 'cache') ?? defaultCacheDir());
   const outDir = resolve(str(p, 'out') ?? 'runs/demo');
   const pretrainEpochs = num(p, 'pretrain-epochs', h, { integer: true, min: 1 }) ?? 2;
   const epochs = num(p, 'epochs', h, { integer: true, min: 1 }) ?? 3;
@@ -65,37 +61,12 @@ export async function runDemo(argv: string[]): Promise<void> {
   say(`deltatune demo: libtorch on ${getNumThreads()} threads, BLAS ${engineInfo().blas}`);
 
   // 1. The backbone, pretrained once per (epochs, seed) and cached.
-  mkdirSync(cache, { recursive: true });
-  const backbone = join(cache, `${MODEL}-fashion-mnist-${SIZE}px-e${pretrainEpochs}-s${seed}.safetensors`);
-  let pretrainNote: string;
-  if (existsSync(backbone) && existsSync(`${backbone}.json`)) {
-    const info = JSON.parse(readFileSync(`${backbone}.json`, 'utf8')) as { top1: number; seconds: number };
-    pretrainNote = `reused ${backbone} (Fashion-MNIST test top-1 ${info.top1.toFixed(2)}%)`;
-    say(`1. backbone: ${pretrainNote}`);
-  } else {
-    say(`1. pretraining ${MODEL} on Fashion-MNIST (60,000 images, ${SIZE}x${SIZE}, ${pretrainEpochs} epochs); cached in ${cache}`);
-    const runDir = join(outDir, 'pretrain');
-    rmSync(runDir, { recursive: true, force: true });
-    const result = await tune({
-      model: MODEL, method: 'full', data: 'fashion-mnist', imageSize: SIZE, batchSize: 128, epochs: pretrainEpochs,
-      lr: 2e-3, warmupEpochs: Math.min(0.5, pretrainEpochs), seed, out: runDir, progress: mode,
-    });
-    // The trained network (full fine-tuning trains every weight) becomes the backbone file.
-    const model = createModel(MODEL, { weights: join(runDir, 'base.safetensors') });
-    try {
-      const delta = loadDelta(model, join(runDir, 'last'));
-      const tmp = `${backbone}.tmp.safetensors`;
-      saveStateDict(tmp, model.stateDict(), { pretrained_on: 'fashion-mnist', model: MODEL });
-      renameSync(tmp, backbone);
-      delta.dispose();
-    } finally {
-      model.dispose();
-    }
-    const top1 = result.final?.top1 ?? NaN;
-    writeFileAtomic(`${backbone}.json`, Buffer.from(JSON.stringify({ top1, seconds: result.seconds, epochs: pretrainEpochs }, null, 2) + '\n'));
-    pretrainNote = `pretrained in ${result.seconds.toFixed(0)} s, Fashion-MNIST test top-1 ${top1.toFixed(2)}%`;
-    say(`   ${pretrainNote}`);
-  }
+  const made = await demoBackbone({
+    cache, epochs: pretrainEpochs, seed, workDir: join(outDir, 'pretrain'), progress: mode, say: (l) => say(`1. ${l}`),
+  });
+  const backbone = made.path;
+  const pretrainNote = made.note;
+  say(made.reused ? `1. backbone: ${pretrainNote}` : `   ${pretrainNote}`);
 
   // 2. The same base, three ways.
   const rows: Row[] = [];
@@ -105,7 +76,7 @@ export async function runDemo(argv: string[]): Promise<void> {
     rmSync(runDir, { recursive: true, force: true });
     const options: TuneOptions = {
       model: MODEL, weights: backbone, method, data: 'mnist', imageSize: SIZE, batchSize: 64, epochs,
-      lr: LR[method] ?? 1e-3, warmupEpochs: 0.3, seed, out: runDir, progress: mode,
+      lr: DEFAULT_LR[method] ?? 1e-3, warmupEpochs: 0.3, seed, out: runDir, progress: mode,
     };
     say(`   ${method}:`);
     const result = await tune(options);

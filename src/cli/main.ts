@@ -7,6 +7,7 @@ import { runPredict, predictHelp } from './predict.js';
 import { runInspect, inspectHelp } from './inspect.js';
 import { runMerge, mergeHelp } from './merge.js';
 import { runDemo, demoHelp } from './demo.js';
+import { runCompare, compareHelp, runAblate, ablateHelp } from './compare.js';
 import { UsageError } from './errors.js';
 
 const HELP = `Usage: deltatune <command> [options]
@@ -18,6 +19,8 @@ Commands:
   predict                  top-k labels for image files from a saved delta
   inspect                  what a model, weights file, delta or run holds (parameters, trainable %, sizes)
   merge                    fold a mergeable delta into its base and write a plain checkpoint
+  compare                  every method under one budget and several seeds: table, plots, HTML report
+  ablate-scales            Mona's filter-scale ablation under one budget: table, plots, HTML report
   weights convert IN OUT   convert a .pth/.pt checkpoint to .safetensors (no code from the file runs)
 
 Run 'deltatune <command> --help' for a command's options.`;
@@ -29,6 +32,8 @@ const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; 
   predict: { run: runPredict, help: predictHelp },
   inspect: { run: runInspect, help: inspectHelp },
   merge: { run: runMerge, help: mergeHelp },
+  compare: { run: runCompare, help: compareHelp },
+  'ablate-scales': { run: runAblate, help: ablateHelp },
   weights: { run: runWeights, help: weightsHelp },
 };
 

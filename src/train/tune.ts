@@ -223,13 +223,12 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
     try {
       const result = await trainer.fit({ resume: control.resume });
       const prefixCache = cache?.info ?? null;
-      if (prefixCache) {
-        // The cache's one-off cost is part of the training time.
-        result.seconds += prefixCache.seconds;
-        const path = join(runDir, 'summary.json');
-        const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-        writeFileAtomic(path, Buffer.from(JSON.stringify({ ...saved, seconds: result.seconds, prefixCache }, null, 2) + '\n'));
-      }
+      // The cache's one-off cost is part of the training time.
+      if (prefixCache) result.seconds += prefixCache.seconds;
+      const path = join(runDir, 'summary.json');
+      const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+      const { byModuleType: _types, ...delta } = summary;
+      writeFileAtomic(path, Buffer.from(JSON.stringify({ ...saved, seconds: result.seconds, delta, prefixCache }, null, 2) + '\n'));
       return { ...result, classes: split.classes, summary, prefixCache };
     } finally {
       cache?.dispose();

@@ -1,0 +1,109 @@
+// `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
+// ablation under one budget and several seeds, with a report (markdown, plots, HTML).
+import { listMethods } from '../delta/index.js';
+import { listModels } from '../models/index.js';
+import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
+import { DEFAULT_METHODS } from '../experiments/runner.js';
+import { UsageError } from './errors.js';
+import { choice, keyValues, num, parse, required, str, type Parsed } from './args.js';
+
+const shared = `  --model NAME            ${listModels().join(', ')}
+  --weights FILE          pretrained weights (.safetensors/.pth)
+  --data DATA             as for train (fashion-mnist, mnist, a folder, a .csv)
+  --val-data DATA         a separate evaluation set (e.g. a test split); else --val-split by seed
+  --val-split F           (default 0.1)
+  --epochs N (default 3)  --batch N (default 32)  --image-size N (default 224)
+  --seeds LIST            comma list of seeds (default 0,1,2)
+  --lr F                  one learning rate for all (default: per-method rates, see the report)
+  --warmup-epochs F       (default 0)
+  --augment default|none  --cache-frozen-prefix (as for train)
+  --out DIR               report and runs (finished runs in DIR/runs are reused)
+  --title, --backbone, --dataset TEXT   descriptions for the report`;
+
+export const compareHelp = `Usage: deltatune compare --model NAME --data DATA [options]
+
+Runs each method with each seed under the same budget (each run in its own process), then writes
+DIR/report.md, DIR/index.html, DIR/results.json and plots (accuracy against trainable %, learning
+curves) as PNG and SVG.
+
+  --methods LIST          comma list (default ${DEFAULT_METHODS.join(',')}); known: ${listMethods().join(', ')}
+${shared}`;
+
+export const ablateHelp = `Usage: deltatune ablate-scales --model NAME --data DATA [options]
+
+Mona with kernel sets [3], [5], [7], [3,3,3], [3,5], [5,7], [3,5,7], [3,5,7,9], and [3,5,7] without
+the scaled LayerNorm, under the same budget and seeds; writes the same report files, with a bar plot.
+
+  --opt KEY=VALUE         other Mona options for every variant (e.g. --opt hidden=32 --opt stages=2,3)
+  --sets LIST             only these sets, e.g. '[3];[3,5,7];[3,5,7]-noLN' (default: all nine)
+${shared}`;
+
+const flags = {
+  model: { type: 'string' }, weights: { type: 'string' }, data: { type: 'string' }, 'val-data': { type: 'string' }, 'val-split': { type: 'string' },
+  epochs: { type: 'string' }, batch: { type: 'string' }, 'image-size': { type: 'string' }, seeds: { type: 'string' }, lr: { type: 'string' },
+  'warmup-epochs': { type: 'string' }, augment: { type: 'string' }, 'cache-frozen-prefix': { type: 'boolean' }, out: { type: 'string' },
+  title: { type: 'string' }, backbone: { type: 'string' }, dataset: { type: 'string' }, methods: { type: 'string' }, sets: { type: 'string' }, opt: { type: 'string', multiple: true },
+} as const;
+
+function experimentOptions(p: Parsed, help: string, command: string, argv: string[]): ExperimentOptions {
+  const model = required(p, 'model', help);
+  const seeds = (str(p, 'seeds') ?? '0,1,2').split(',').map((s) => s.trim());
+  if (seeds.some((s) => !/^\d+$/.test(s))) throw new UsageError(`--seeds must be a comma list of non-negative integers, got '${str(p, 'seeds')}'`, help);
+  const base = {
+    model,
+    ...(str(p, 'weights') ? { weights: str(p, 'weights') } : {}),
+    data: required(p, 'data', help),
+    ...(str(p, 'val-data') ? { valData: str(p, 'val-data') } : {}),
+    ...(num(p, 'val-split', help, { min: 0, max: 0.9 }) !== undefined ? { valSplit: num(p, 'val-split', help, { min: 0, max: 0.9 }) } : {}),
+    epochs: num(p, 'epochs', help, { integer: true, min: 1 }) ?? 3,
+    batchSize: num(p, 'batch', help, { integer: true, min: 1 }) ?? 32,
+    imageSize: num(p, 'image-size', help, { integer: true, min: 8, max: 2048 }) ?? 224,
+    lr: 0,
+    ...(num(p, 'warmup-epochs', help, { min: 0 }) !== undefined ? { warmupEpochs: num(p, 'warmup-epochs', help, { min: 0 }) } : {}),
+    ...(choice(p, 'augment', ['default', 'none'] as const, help) ? { augment: choice(p, 'augment', ['default', 'none'] as const, help) } : {}),
+    ...(p.values['cache-frozen-prefix'] ? { cacheFrozenPrefix: true } : {}),
+  };
+  return {
+    base,
+    seeds: [...new Set(seeds.map(Number))],
+    outDir: str(p, 'out') ?? `runs/${command}-${model}`,
+    lr: num(p, 'lr', help, { min: 0 }),
+    title: str(p, 'title'),
+    backbone: str(p, 'backbone'),
+    dataset: str(p, 'dataset'),
+    command: ['deltatune', command, ...argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' '),
+    log: (line) => console.log(line),
+  };
+}
+
+function finish(result: { files: string[]; failures: string[] }, outDir: string): void {
+  console.log(`report: ${outDir}/report.md, ${outDir}/index.html (${result.files.length} files)`);
+  if (result.failures.length) throw new Error(`${result.failures.length} run(s) failed; see the report's notes (first: ${result.failures[0]})`);
+}
+
+export async function runCompare(argv: string[]): Promise<void> {
+  const p = parse(argv, flags, compareHelp);
+  if (!p) return;
+  if (p.values.opt || p.values.sets) throw new UsageError('--opt and --sets apply to ablate-scales; compare runs each method with its defaults', compareHelp);
+  const o = experimentOptions(p, compareHelp, 'compare', argv);
+  const methods = str(p, 'methods')?.split(',').map((s) => s.trim()).filter(Boolean) ?? DEFAULT_METHODS;
+  const unknown = methods.filter((m) => !listMethods().includes(m));
+  if (unknown.length) throw new UsageError(`--methods: unknown ${unknown.join(', ')}; known: ${listMethods().join(', ')}`, compareHelp);
+  finish(await compareMethods(methods, o), o.outDir);
+}
+
+export async function runAblate(argv: string[]): Promise<void> {
+  const p = parse(argv, flags, ablateHelp);
+  if (!p) return;
+  if (p.values.methods) throw new UsageError('--methods applies to compare; ablate-scales runs Mona', ablateHelp);
+  const o = experimentOptions(p, ablateHelp, 'ablate-scales', argv);
+  const extra = keyValues(p, 'opt', ablateHelp);
+  if ('kernels' in extra || 'scaledNorm' in extra) throw new UsageError('--opt kernels/scaledNorm are what the ablation varies; leave them out', ablateHelp);
+  let sets;
+  try {
+    sets = str(p, 'sets') ? parseScaleSets(str(p, 'sets')!) : undefined;
+  } catch (err) {
+    throw new UsageError(`--sets: ${(err as Error).message}`, ablateHelp);
+  }
+  finish(await ablateScales(o, extra, sets), o.outDir);
+}

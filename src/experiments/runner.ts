@@ -1,0 +1,135 @@
+// Runs a grid of delta-tuning runs (variants × seeds) under one budget, each in its own child
+// process — so every run starts from the same clean state and its peak memory is its own — and
+// collects what the report needs.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TuneOptions } from '../train/tune.js';
+import type { EpochRecord } from '../train/checkpoint.js';
+import type { RunRecord } from './report.js';
+
+/** One row of an experiment: a method with its options. */
+export interface Variant {
+  label: string;
+  method: string;
+  methodOptions?: Record<string, unknown>;
+  /** Overrides of the shared budget for this variant (e.g. its learning rate). */
+  overrides?: Partial<TuneOptions>;
+}
+
+/** The learning rates each method trains well with under AdamW on small transfer tasks (override with --lr). */
+export const DEFAULT_LR: Record<string, number> = {
+  full: 1e-3, fixed: 1e-2, bitfit: 5e-3, normtuning: 5e-3, partial: 1e-3, adapter: 2e-3, adaptformer: 2e-3, lora: 2e-3,
+  ssf: 5e-3, 'conv-adapter': 2e-3, 'filter-atom': 2e-3, mona: 2e-3,
+};
+
+export const DEFAULT_METHODS = ['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'adapter', 'adaptformer', 'lora', 'ssf', 'conv-adapter', 'filter-atom', 'mona'];
+
+const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
+
+export interface GridOptions {
+  variants: Variant[];
+  seeds: number[];
+  /** The shared budget: model, weights, data, epochs, batch, image size... (`method`, `out` and `seed` are per run). */
+  base: Omit<TuneOptions, 'method' | 'out' | 'seed'>;
+  outDir: string;
+  /** Use a given learning rate for every variant instead of the per-method defaults. */
+  lr?: number;
+  log?: (line: string) => void;
+  /** Threads per run (default: libtorch's default, every core). */
+  threads?: number;
+}
+
+interface WorkerResult {
+  ok: boolean;
+  error?: string;
+}
+
+function runChild(options: TuneOptions, threads?: number): Promise<WorkerResult> {
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [WORKER, JSON.stringify(options)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...(threads ? { DELTATUNE_THREADS: String(threads) } : {}) },
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code, signal) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      try {
+        resolvePromise(JSON.parse(last) as WorkerResult);
+      } catch {
+        resolvePromise({ ok: false, error: `the run process ended with ${signal ?? `code ${code}`}: ${err.trim().split('\n').slice(-3).join(' | ')}` });
+      }
+    });
+  });
+}
+
+/** Reads a finished run directory into a report record. */
+export function readRun(runDir: string, label: string, method: string, seed: number): RunRecord {
+  const summary = JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')) as {
+    seconds: number;
+    peakRssMiB: number;
+    final?: { top1: number };
+    delta: { percent: number };
+  };
+  const history = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochRecord);
+  return {
+    label,
+    method,
+    seed,
+    top1: summary.final?.top1 ?? NaN,
+    trainablePercent: summary.delta.percent,
+    deltaBytes: statSync(join(runDir, 'last', 'delta.safetensors')).size,
+    seconds: summary.seconds,
+    peakRssMiB: summary.peakRssMiB,
+    history: history.map((h) => ({ epoch: h.epoch, trainLoss: h.trainLoss, trainTop1: h.trainTop1, ...(h.val ? { val: { top1: h.val.top1, loss: h.val.loss } } : {}) })),
+  };
+}
+
+/** Runs every variant with every seed (finished runs in `outDir` are reused) and returns their records. */
+export async function runGrid(options: GridOptions): Promise<{ runs: RunRecord[]; failures: string[] }> {
+  const runs: RunRecord[] = [];
+  const failures: string[] = [];
+  const log = options.log ?? (() => {});
+  const total = options.variants.length * options.seeds.length;
+  let done = 0;
+  for (const variant of options.variants) {
+    for (const seed of options.seeds) {
+      done += 1;
+      const slug = variant.label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^_+|_+$/g, '');
+      const runDir = resolve(join(options.outDir, 'runs', `${slug}-s${seed}`));
+      const finished = existsSync(join(runDir, 'summary.json')) && existsSync(join(runDir, 'last', 'delta.safetensors'));
+      if (!finished) {
+        mkdirSync(dirname(runDir), { recursive: true });
+        const tuneOptions: TuneOptions = {
+          ...options.base,
+          method: variant.method,
+          methodOptions: variant.methodOptions ?? {},
+          lr: options.lr ?? DEFAULT_LR[variant.method] ?? 1e-3,
+          ...variant.overrides,
+          seed,
+          out: runDir,
+          progress: 'quiet',
+        };
+        // A directory left by a killed run would refuse to start again: resume it instead.
+        const resume = existsSync(join(runDir, 'state.safetensors'));
+        const result = await runChild({ ...tuneOptions, ...(resume ? { resume: true } : {}) } as TuneOptions, options.threads);
+        if (!result.ok) {
+          failures.push(`${variant.label} seed ${seed}: ${result.error}`);
+          log(`[${done}/${total}] ${variant.label} seed ${seed}: FAILED: ${result.error}`);
+          continue;
+        }
+      }
+      const record = readRun(runDir, variant.label, variant.method, seed);
+      runs.push(record);
+      log(
+        `[${done}/${total}] ${variant.label} seed ${seed}: top-1 ${record.top1.toFixed(2)}%, ${record.trainablePercent.toFixed(2)}% trainable, ` +
+          `${record.seconds.toFixed(1)} s, ${record.peakRssMiB.toFixed(0)} MiB${finished ? ' (reused)' : ''}`,
+      );
+    }
+  }
+  return { runs, failures };
+}
