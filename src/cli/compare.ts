@@ -27,6 +27,8 @@ DIR/report.md, DIR/index.html, DIR/results.json and plots (accuracy against trai
 curves) as PNG and SVG.
 
   --methods LIST          comma list (default ${DEFAULT_METHODS.join(',')}); known: ${listMethods().join(', ')}
+  --opt METHOD.KEY=VALUE  an option for one method, repeatable (e.g. --opt full.trainBatchNormStats=false
+                          to keep BatchNorm in eval mode for a checkpoint whose BatchNorms are folded)
 ${shared}`;
 
 export const ablateHelp = `Usage: deltatune ablate-scales --model NAME --data DATA [options]
@@ -84,12 +86,18 @@ function finish(result: { files: string[]; failures: string[] }, outDir: string)
 export async function runCompare(argv: string[]): Promise<void> {
   const p = parse(argv, flags, compareHelp);
   if (!p) return;
-  if (p.values.opt || p.values.sets) throw new UsageError('--opt and --sets apply to ablate-scales; compare runs each method with its defaults', compareHelp);
+  if (p.values.sets) throw new UsageError('--sets applies to ablate-scales', compareHelp);
+  const perMethod: Record<string, Record<string, unknown>> = {};
+  for (const [key, value] of Object.entries(keyValues(p, 'opt', compareHelp))) {
+    const dot = key.indexOf('.');
+    if (dot <= 0) throw new UsageError(`--opt for compare is METHOD.KEY=VALUE, got '${key}'`, compareHelp);
+    (perMethod[key.slice(0, dot)] ??= {})[key.slice(dot + 1)] = value;
+  }
   const o = experimentOptions(p, compareHelp, 'compare', argv);
   const methods = str(p, 'methods')?.split(',').map((s) => s.trim()).filter(Boolean) ?? DEFAULT_METHODS;
   const unknown = methods.filter((m) => !listMethods().includes(m));
   if (unknown.length) throw new UsageError(`--methods: unknown ${unknown.join(', ')}; known: ${listMethods().join(', ')}`, compareHelp);
-  finish(await compareMethods(methods, o), o.outDir);
+  finish(await compareMethods(methods, o, perMethod), o.outDir);
 }
 
 export async function runAblate(argv: string[]): Promise<void> {

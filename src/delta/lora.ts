@@ -62,10 +62,15 @@ function isPackedQkv(name: string, m: Module<any, any>): boolean {
   return m instanceof Linear && /(^|\.)qkv$/.test(name) && m.outFeatures % 3 === 0;
 }
 
-function defaultTargets(model: VisionModel): string {
+function defaultTargets(model: VisionModel): string | string[] {
   switch (model.config.family) {
     case 'resnet': return String.raw`layer\d\.\d+\.conv\d`;
-    case 'mobilenet_v2': return String.raw`features\.\d+\.conv\.(\d+\.0|\d+)`;
+    // The 1×1 expand and project convolutions of each inverted residual; the depthwise 3×3 is
+    // grouped, where a rank-r factorisation does not apply.
+    case 'mobilenet_v2':
+      return [...model.namedModules()]
+        .filter(([name, m]) => /^features\.\d+\.conv\./.test(name) && m instanceof Conv2d && (m.options.groups ?? 1) === 1 && m.kernelSize.join() === '1,1')
+        .map(([name]) => name);
     case 'convnext': return String.raw`features\.\d+\.\d+\.block\.[35]`;
     case 'swin': return String.raw`features\.\d+\.\d+\.attn\.qkv`;
     case 'vit': return String.raw`encoder\.layers\.encoder_layer_\d+\.self_attention`;

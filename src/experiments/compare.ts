@@ -47,8 +47,8 @@ async function run(kind: ExperimentResults['kind'], variants: Variant[], o: Expe
 }
 
 /** Every method (default: all twelve) under one budget and several seeds. */
-export function compareMethods(methods: string[] = DEFAULT_METHODS, o: ExperimentOptions) {
-  const variants = methods.map((m) => ({ label: m, method: m }));
+export function compareMethods(methods: string[] = DEFAULT_METHODS, o: ExperimentOptions, methodOptions: Record<string, Record<string, unknown>> = {}) {
+  const variants = methods.map((m) => ({ label: m, method: m, methodOptions: methodOptions[m] ?? {} }));
   return run('compare', variants, o, (r) => {
     const rows = summariseRuns(r);
     const full = rows.find((x) => x.label === 'full');
