@@ -12,6 +12,8 @@ const cached = { cacheFrozenPrefix: true };
 const variants: Variant[] = [
   { label: 'full', method: 'full' },
   { label: 'mona (all stages)', method: 'mona' },
+  { label: 'mona all stages, cached stem', method: 'mona', overrides: cached },
+  { label: 'mona stages 1-3, cached prefix', method: 'mona', methodOptions: { stages: [1, 2, 3] }, overrides: cached },
   { label: 'mona stages 2-3, cached prefix', method: 'mona', methodOptions: { stages: [2, 3] }, overrides: cached },
   { label: 'mona stage 3, cached prefix', method: 'mona', methodOptions: { stages: [3] }, overrides: cached },
   { label: 'partial layer4, cached prefix', method: 'partial', methodOptions: { blocks: 2 }, overrides: cached },
