@@ -1,7 +1,8 @@
 // `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
 // ablation under one budget and several seeds, with a report (markdown, plots, HTML).
-import { listMethods } from '../delta/index.js';
-import { listModels } from '../models/index.js';
+import { applyDelta, listMethods } from '../delta/index.js';
+import { createModel, listModels } from '../models/index.js';
+import { withoutInitialisation } from '../nn/init.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
 import { DEFAULT_METHODS } from '../experiments/runner.js';
 import { UsageError } from './errors.js';
@@ -15,6 +16,7 @@ const shared = `  --model NAME            ${listModels().join(', ')}
   --epochs N (default 3)  --batch N (default 32)  --image-size N (default 224)
   --seeds LIST            comma list of seeds (default 0,1,2)
   --lr F                  one learning rate for all (default: per-method rates, see the report)
+  --method-lr LIST        per-method rates overriding those, e.g. full=1e-4,lora=3e-3
   --warmup-epochs F       (default 0)
   --augment default|none  --cache-frozen-prefix (as for train)
   --out DIR               report and runs (finished runs in DIR/runs are reused)
@@ -26,7 +28,7 @@ Runs each method with each seed under the same budget (each run in its own proce
 DIR/report.md, DIR/index.html, DIR/results.json and plots (accuracy against trainable %, learning
 curves) as PNG and SVG.
 
-  --methods LIST          comma list (default ${DEFAULT_METHODS.join(',')}); known: ${listMethods().join(', ')}
+  --methods LIST          comma list (default: those of ${DEFAULT_METHODS.join(',')} that apply to the model)
   --opt METHOD.KEY=VALUE  an option for one method, repeatable (e.g. --opt full.trainBatchNormStats=false
                           to keep BatchNorm in eval mode for a checkpoint whose BatchNorms are folded)
 ${shared}`;
@@ -44,7 +46,7 @@ const flags = {
   model: { type: 'string' }, weights: { type: 'string' }, data: { type: 'string' }, 'val-data': { type: 'string' }, 'val-split': { type: 'string' },
   epochs: { type: 'string' }, batch: { type: 'string' }, 'image-size': { type: 'string' }, seeds: { type: 'string' }, lr: { type: 'string' },
   'warmup-epochs': { type: 'string' }, augment: { type: 'string' }, 'cache-frozen-prefix': { type: 'boolean' }, out: { type: 'string' },
-  title: { type: 'string' }, backbone: { type: 'string' }, dataset: { type: 'string' }, methods: { type: 'string' }, sets: { type: 'string' }, opt: { type: 'string', multiple: true },
+  title: { type: 'string' }, backbone: { type: 'string' }, dataset: { type: 'string' }, methods: { type: 'string' }, 'method-lr': { type: 'string' }, sets: { type: 'string' }, opt: { type: 'string', multiple: true },
 } as const;
 
 function experimentOptions(p: Parsed, help: string, command: string, argv: string[]): ExperimentOptions {
@@ -70,12 +72,27 @@ function experimentOptions(p: Parsed, help: string, command: string, argv: strin
     seeds: [...new Set(seeds.map(Number))],
     outDir: str(p, 'out') ?? `runs/${command}-${model}`,
     lr: num(p, 'lr', help, { min: 0 }),
+    methodLr: methodRates(str(p, 'method-lr'), help),
     title: str(p, 'title'),
     backbone: str(p, 'backbone'),
     dataset: str(p, 'dataset'),
     command: ['deltatune', command, ...argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))].join(' '),
     log: (line) => console.log(line),
   };
+}
+
+function methodRates(text: string | undefined, help: string): Record<string, number> | undefined {
+  if (text === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const item of text.split(',')) {
+    const [method, value] = item.split('=').map((x) => x.trim());
+    const lr = Number(value);
+    if (!method || !listMethods().includes(method) || !(lr > 0)) {
+      throw new UsageError(`--method-lr expects METHOD=RATE pairs of known methods and positive rates, got '${item}'`, help);
+    }
+    out[method] = lr;
+  }
+  return out;
 }
 
 function finish(result: { files: string[]; failures: string[] }, outDir: string): void {
@@ -94,10 +111,35 @@ export async function runCompare(argv: string[]): Promise<void> {
     (perMethod[key.slice(0, dot)] ??= {})[key.slice(dot + 1)] = value;
   }
   const o = experimentOptions(p, compareHelp, 'compare', argv);
-  const methods = str(p, 'methods')?.split(',').map((s) => s.trim()).filter(Boolean) ?? DEFAULT_METHODS;
-  const unknown = methods.filter((m) => !listMethods().includes(m));
+  const given = str(p, 'methods')?.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = (given ?? []).filter((m) => !listMethods().includes(m));
   if (unknown.length) throw new UsageError(`--methods: unknown ${unknown.join(', ')}; known: ${listMethods().join(', ')}`, compareHelp);
-  finish(await compareMethods(methods, o, perMethod), o.outDir);
+  let methods = given ?? DEFAULT_METHODS;
+  let skipped = new Map<string, string>();
+  if (!given) {
+    // The default list, less the methods that do not apply to this family (the transformer adapters on a CNN, ...).
+    skipped = inapplicable(o.base.model, methods, perMethod);
+    for (const [m, why] of skipped) console.log(`skipping ${m}: ${why}`);
+    methods = methods.filter((m) => !skipped.has(m));
+  }
+  finish(await compareMethods(methods, o, perMethod, skipped), o.outDir);
+}
+
+function inapplicable(model: string, methods: string[], options: Record<string, Record<string, unknown>>): Map<string, string> {
+  const out = new Map<string, string>();
+  const m = withoutInitialisation(() => createModel(model, { numClasses: 2 }));
+  try {
+    for (const method of methods) {
+      try {
+        applyDelta(m, { method, numClasses: 2, ...(options[method] ?? {}) }).dispose();
+      } catch (err) {
+        out.set(method, (err as Error).message.split('\n')[0]!);
+      }
+    }
+  } finally {
+    m.dispose();
+  }
+  return out;
 }
 
 export async function runAblate(argv: string[]): Promise<void> {

@@ -9,6 +9,8 @@ export interface ExperimentOptions {
   seeds: number[];
   outDir: string;
   lr?: number;
+  /** Per-method learning rates, over `lr` and the defaults. */
+  methodLr?: Record<string, number>;
   title?: string;
   /** Describes the backbone and the data for the report (defaults are built from the options). */
   backbone?: string;
@@ -30,13 +32,18 @@ function budget(base: ExperimentOptions['base']): string {
 }
 
 async function run(kind: ExperimentResults['kind'], variants: Variant[], o: ExperimentOptions, notes: (r: ExperimentResults) => string[]) {
-  const { runs, failures } = await runGrid({ variants, seeds: o.seeds, base: o.base, outDir: o.outDir, lr: o.lr, log: o.log });
+  const withLr = variants.map((v) => (o.methodLr?.[v.method] ? { ...v, overrides: { ...v.overrides, lr: o.methodLr[v.method] } } : v));
+  const { runs, failures } = await runGrid({ variants: withLr, seeds: o.seeds, base: o.base, outDir: o.outDir, lr: o.lr, log: o.log });
   const results: ExperimentResults = {
     kind,
     title: o.title ?? (kind === 'compare' ? `Delta-tuning methods on ${o.base.model}` : `Mona filter scales on ${o.base.model}`),
     backbone: o.backbone ?? `${o.base.model}${o.base.weights ? ` (${o.base.weights})` : ' (random init)'}`,
     dataset: o.dataset ?? o.base.data + (o.base.valData ? ` (validation: ${o.base.valData})` : ''),
-    budget: budget(o.base) + `; seeds ${o.seeds.join(', ')}` + (o.lr ? `; lr ${o.lr}` : '; per-method learning rates (DEFAULT_LR)'),
+    budget:
+      budget(o.base) +
+      `; seeds ${o.seeds.join(', ')}` +
+      (o.lr ? `; lr ${o.lr}` : '; per-method learning rates (DEFAULT_LR)') +
+      (o.methodLr ? `, except ${Object.entries(o.methodLr).map(([m, lr]) => `${m} ${lr}`).join(', ')}` : ''),
     commands: [o.command],
     runs,
     notes: [],
@@ -47,18 +54,26 @@ async function run(kind: ExperimentResults['kind'], variants: Variant[], o: Expe
 }
 
 /** Every method (default: all twelve) under one budget and several seeds. */
-export function compareMethods(methods: string[] = DEFAULT_METHODS, o: ExperimentOptions, methodOptions: Record<string, Record<string, unknown>> = {}) {
+export function compareMethods(
+  methods: string[] = DEFAULT_METHODS,
+  o: ExperimentOptions,
+  methodOptions: Record<string, Record<string, unknown>> = {},
+  /** Methods left out because they do not apply to the model, with the reason. */
+  skipped: Map<string, string> = new Map(),
+) {
   const variants = methods.map((m) => ({ label: m, method: m, methodOptions: methodOptions[m] ?? {} }));
-  return run('compare', variants, o, (r) => {
-    const rows = summariseRuns(r);
-    const full = rows.find((x) => x.label === 'full');
-    if (!full) return [];
-    return rows
-      .filter((x) => x.label !== 'full' && Number.isFinite(x.top1Mean))
-      .sort((a, b) => b.top1Mean - a.top1Mean)
-      .slice(0, 3)
-      .map((x) => `${x.label}: ${x.top1Mean.toFixed(2)}% with ${x.trainablePercent.toFixed(2)}% of the parameters trained, ${(x.top1Mean - full.top1Mean >= 0 ? '+' : '')}${(x.top1Mean - full.top1Mean).toFixed(2)} points against full fine-tuning (${full.top1Mean.toFixed(2)}%) in ${(x.secondsMean / full.secondsMean).toFixed(2)}× its time.`);
-  });
+  return run('compare', variants, o, (r) => [...findings(r), ...[...skipped].map(([m, why]) => `Not run: ${m} (${why})`)]);
+}
+
+function findings(r: ExperimentResults): string[] {
+  const rows = summariseRuns(r);
+  const full = rows.find((x) => x.label === 'full');
+  if (!full) return [];
+  return rows
+    .filter((x) => x.label !== 'full' && Number.isFinite(x.top1Mean))
+    .sort((a, b) => b.top1Mean - a.top1Mean)
+    .slice(0, 3)
+    .map((x) => `${x.label}: ${x.top1Mean.toFixed(2)}% with ${x.trainablePercent.toFixed(2)}% of the parameters trained, ${(x.top1Mean - full.top1Mean >= 0 ? '+' : '')}${(x.top1Mean - full.top1Mean).toFixed(2)} points against full fine-tuning (${full.top1Mean.toFixed(2)}%) in ${(x.secondsMean / full.secondsMean).toFixed(2)}× its time.`);
 }
 
 /** The Mona kernel sets of the ablation, and the paper's [3,5,7] without the scaled LayerNorm. */
