@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoBackbone, DEMO_MODEL, DEMO_SIZE } from '../src/experiments/backbone.js';
+import { demoBackbone, demoTransfer, DEMO_MODEL } from '../src/experiments/backbone.js';
 import { runGrid, type Variant } from '../src/experiments/runner.js';
 
 const EPOCHS = Number(process.env.BENCH_EPOCHS ?? 5);
@@ -30,7 +30,7 @@ try {
   const { runs, failures } = await runGrid({
     variants: [{ label: 'full', method: 'full' }, { label: 'mona', method: 'mona' }, CHEAPEST],
     seeds: [SEED],
-    base: { model: DEMO_MODEL, weights: backbone.path, data: 'mnist', imageSize: DEMO_SIZE, batchSize: 64, epochs: EPOCHS, lr: 0, warmupEpochs: 0.3 },
+    base: demoTransfer(backbone.path, EPOCHS),
     outDir: work,
     log: (l) => console.log(l),
   });

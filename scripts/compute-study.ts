@@ -2,7 +2,7 @@
 // time against full fine-tuning, within a point of its accuracy, on the demo transfer task.
 // Usage: node dist/scripts/compute-study.js [outDir] [epochs]
 import { join } from 'node:path';
-import { demoBackbone, DEMO_MODEL, DEMO_SIZE } from '../src/experiments/backbone.js';
+import { demoBackbone, demoTransfer } from '../src/experiments/backbone.js';
 import { runGrid, type Variant } from '../src/experiments/runner.js';
 import { writeReport } from '../src/experiments/report.js';
 
@@ -21,7 +21,7 @@ const variants: Variant[] = [
   { label: 'linear probe, cached prefix', method: 'fixed', overrides: cached },
 ];
 const backbone = await demoBackbone({ workDir: join(outDir, 'pretrain'), say: console.log });
-const base = { model: DEMO_MODEL, weights: backbone.path, data: 'mnist', imageSize: DEMO_SIZE, batchSize: 64, epochs, lr: 0, warmupEpochs: 0.3 };
+const base = demoTransfer(backbone.path, epochs);
 const { runs, failures } = await runGrid({ variants, seeds: [0], base, outDir, log: console.log });
 const full = runs.find((r) => r.label === 'full');
 await writeReport(

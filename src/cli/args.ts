@@ -26,6 +26,11 @@ export function parse(argv: string[], options: Options, help: string, allowPosit
   return parsed;
 }
 
+/** The object without its undefined values (so defaults further down apply and nothing prints as undefined). */
+export function drop<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
 export function str(p: Parsed, name: string): string | undefined {
   const v = p.values[name];
   return typeof v === 'string' ? v : undefined;

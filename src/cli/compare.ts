@@ -4,9 +4,9 @@ import { applyDelta, listMethods } from '../delta/index.js';
 import { createModel, listModels } from '../models/index.js';
 import { withoutInitialisation } from '../nn/init.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
-import { DEFAULT_METHODS } from '../experiments/runner.js';
+import { DEFAULT_METHODS, type ExperimentBase } from '../experiments/runner.js';
 import { UsageError } from './errors.js';
-import { choice, keyValues, num, parse, required, str, type Parsed } from './args.js';
+import { choice, drop, keyValues, num, parse, required, str, type Parsed } from './args.js';
 
 const shared = `  --model NAME            ${listModels().join(', ')}
   --weights FILE          pretrained weights (.safetensors/.pth)
@@ -53,20 +53,19 @@ function experimentOptions(p: Parsed, help: string, command: string, argv: strin
   const model = required(p, 'model', help);
   const seeds = (str(p, 'seeds') ?? '0,1,2').split(',').map((s) => s.trim());
   if (seeds.some((s) => !/^\d+$/.test(s))) throw new UsageError(`--seeds must be a comma list of non-negative integers, got '${str(p, 'seeds')}'`, help);
-  const base = {
+  const base: ExperimentBase = drop({
     model,
-    ...(str(p, 'weights') ? { weights: str(p, 'weights') } : {}),
+    weights: str(p, 'weights'),
     data: required(p, 'data', help),
-    ...(str(p, 'val-data') ? { valData: str(p, 'val-data') } : {}),
-    ...(num(p, 'val-split', help, { min: 0, max: 0.9 }) !== undefined ? { valSplit: num(p, 'val-split', help, { min: 0, max: 0.9 }) } : {}),
+    valData: str(p, 'val-data'),
+    valSplit: num(p, 'val-split', help, { min: 0, max: 0.9 }),
     epochs: num(p, 'epochs', help, { integer: true, min: 1 }) ?? 3,
     batchSize: num(p, 'batch', help, { integer: true, min: 1 }) ?? 32,
     imageSize: num(p, 'image-size', help, { integer: true, min: 8, max: 2048 }) ?? 224,
-    lr: 0,
-    ...(num(p, 'warmup-epochs', help, { min: 0 }) !== undefined ? { warmupEpochs: num(p, 'warmup-epochs', help, { min: 0 }) } : {}),
-    ...(choice(p, 'augment', ['default', 'none'] as const, help) ? { augment: choice(p, 'augment', ['default', 'none'] as const, help) } : {}),
-    ...(p.values['cache-frozen-prefix'] ? { cacheFrozenPrefix: true } : {}),
-  };
+    warmupEpochs: num(p, 'warmup-epochs', help, { min: 0 }),
+    augment: choice(p, 'augment', ['default', 'none'] as const, help),
+    cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
+  });
   return {
     base,
     seeds: [...new Set(seeds.map(Number))],

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { engineInfo, getNumThreads } from '../engine/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { DEFAULT_LR } from '../experiments/runner.js';
-import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone } from '../experiments/backbone.js';
+import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone, demoTransfer } from '../experiments/backbone.js';
 import { tune, type TuneOptions } from '../train/tune.js';
 import type { ProgressMode } from '../train/progress.js';
 import { choice, num, parse, str } from './args.js';
@@ -27,10 +27,6 @@ Offline; about 5 minutes on 2 cores the first time, 2 with the backbone cached.
   --methods LIST        comma list (default mona,fixed,full)
   --seed N              (default 0)
   --progress auto|bar|lines   --quiet   --json`;
-
-const MODEL = DEMO_MODEL;
-const SIZE = DEMO_SIZE;
-
 
 interface Row {
   method: string;
@@ -70,14 +66,11 @@ export async function runDemo(argv: string[]): Promise<void> {
 
   // 2. The same base, three ways.
   const rows: Row[] = [];
-  say(`2. delta-tuning it on MNIST digits (split 90/10 by seed ${seed}, ${SIZE}x${SIZE}, ${epochs} epochs each)`);
+  say(`2. delta-tuning it on MNIST digits (split 90/10 by seed ${seed}, ${DEMO_SIZE}x${DEMO_SIZE}, ${epochs} epochs each)`);
   for (const method of methods) {
     const runDir = join(outDir, method);
     rmSync(runDir, { recursive: true, force: true });
-    const options: TuneOptions = {
-      model: MODEL, weights: backbone, method, data: 'mnist', imageSize: SIZE, batchSize: 64, epochs,
-      lr: DEFAULT_LR[method] ?? 1e-3, warmupEpochs: 0.3, seed, out: runDir, progress: mode,
-    };
+    const options: TuneOptions = { ...demoTransfer(backbone, epochs), method, lr: DEFAULT_LR[method] ?? 1e-3, seed, out: runDir, progress: mode };
     say(`   ${method}:`);
     const result = await tune(options);
     rows.push({
@@ -96,10 +89,10 @@ export async function runDemo(argv: string[]): Promise<void> {
     ...rows.map((r) => `| ${r.method} | ${r.top1.toFixed(2)}% | ${r.trainablePercent.toFixed(2)}% | ${size(r.deltaBytes)} | ${r.seconds.toFixed(0)} s |`),
   ].join('\n');
   const total = (performance.now() - started) / 1000;
-  const report = { model: MODEL, imageSize: SIZE, backbone, pretrain: pretrainNote, epochs, seed, rows, seconds: total };
+  const report = { model: DEMO_MODEL, imageSize: DEMO_SIZE, backbone, pretrain: pretrainNote, epochs, seed, rows, seconds: total };
   mkdirSync(outDir, { recursive: true });
   writeFileAtomic(join(outDir, 'report.json'), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
-  writeFileAtomic(join(outDir, 'report.md'), Buffer.from(`# deltatune demo\n\nBackbone: ${MODEL}, ${pretrainNote}.\n\n${table}\n`));
+  writeFileAtomic(join(outDir, 'report.md'), Buffer.from(`# deltatune demo\n\nBackbone: ${DEMO_MODEL}, ${pretrainNote}.\n\n${table}\n`));
   if (mode === 'json') console.log(JSON.stringify({ event: 'demo', ...report }));
   else console.log(`\n${table}\n\ndemo finished in ${total.toFixed(0)} s; runs and report in ${outDir}`);
 }

@@ -4,7 +4,7 @@ import { listModels } from '../models/index.js';
 import { runOptions, tune, type TuneOptions } from '../train/tune.js';
 import { describeEpoch, type ProgressMode } from '../train/progress.js';
 import { UsageError } from './errors.js';
-import { choice, keyValues, num, parse, required, str } from './args.js';
+import { choice, drop, keyValues, num, parse, required, str } from './args.js';
 
 export const trainHelp = `Usage: deltatune train --model NAME --data DATA [options]
        deltatune train --resume RUN_DIR
@@ -55,10 +55,6 @@ const flags = {
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
   quiet: { type: 'boolean' }, json: { type: 'boolean' }, 'cache-frozen-prefix': { type: 'boolean' },
 } as const;
-
-function drop<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
 
 export async function runTrain(argv: string[]): Promise<void> {
   const p = parse(argv, flags, trainHelp);

@@ -76,6 +76,15 @@ abstract class FileDataset implements Dataset {
   }
 }
 
+/** Image files given as a list (e.g. images to predict); every label is 0 of `classes`. */
+export class ImageFiles extends FileDataset {
+  readonly classes: readonly string[];
+  constructor(files: readonly string[], classes: readonly string[]) {
+    super(files.map((f) => resolve(f)), files.map(() => 0));
+    this.classes = classes;
+  }
+}
+
 /**
  * torchvision's ImageFolder: `root/<class>/<image>` (images may sit in sub-folders of a class
  * folder). Classes are the sub-folder names sorted by code point, files sorted within each class.

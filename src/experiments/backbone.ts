@@ -9,9 +9,15 @@ import { saveStateDict } from '../io/state-dict.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { tune } from '../train/tune.js';
 import type { ProgressMode } from '../train/progress.js';
+import type { ExperimentBase } from './runner.js';
 
 export const DEMO_MODEL = 'resnet18';
 export const DEMO_SIZE = 32;
+
+/** The demo's transfer task from a backbone file: MNIST at 32×32, batch 64, short warm-up. */
+export function demoTransfer(backbone: string, epochs: number): ExperimentBase {
+  return { model: DEMO_MODEL, weights: backbone, data: 'mnist', imageSize: DEMO_SIZE, batchSize: 64, epochs, warmupEpochs: 0.3 };
+}
 
 export function defaultCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'deltatune');

@@ -1,11 +1,10 @@
 // `compare` and `ablate-scales`: the same budget for every variant and seed, then one report.
 
-import type { TuneOptions } from '../train/tune.js';
-import { runGrid, DEFAULT_METHODS, type Variant } from './runner.js';
+import { runGrid, DEFAULT_METHODS, type ExperimentBase, type Variant } from './runner.js';
 import { writeReport, summariseRuns, type ExperimentResults } from './report.js';
 
 export interface ExperimentOptions {
-  base: Omit<TuneOptions, 'method' | 'out' | 'seed'>;
+  base: ExperimentBase;
   seeds: number[];
   outDir: string;
   lr?: number;

@@ -9,6 +9,9 @@ import type { TuneOptions } from '../train/tune.js';
 import type { EpochRecord } from '../train/checkpoint.js';
 import type { RunRecord } from './report.js';
 
+/** What every run of a grid shares. */
+export type ExperimentBase = Omit<TuneOptions, 'method' | 'lr' | 'out' | 'seed'>;
+
 /** One row of an experiment: a method with its options. */
 export interface Variant {
   label: string;
@@ -31,8 +34,8 @@ const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 export interface GridOptions {
   variants: Variant[];
   seeds: number[];
-  /** The shared budget: model, weights, data, epochs, batch, image size... (`method`, `out` and `seed` are per run). */
-  base: Omit<TuneOptions, 'method' | 'out' | 'seed'>;
+  /** The shared budget: model, weights, data, epochs, batch, image size... (`method`, `lr`, `out` and `seed` are per run). */
+  base: ExperimentBase;
   outDir: string;
   /** Use a given learning rate for every variant instead of the per-method defaults. */
   lr?: number;

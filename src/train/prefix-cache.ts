@@ -67,7 +67,7 @@ export class PrefixCache {
   readonly train: BatchSource;
   readonly val: BatchSource | null;
   readonly info: PrefixCacheInfo;
-  readonly #tensors: Tensor[] = [];
+  readonly #tensors: Tensor[];
   readonly #suffix: Step[];
   readonly #delta: Delta;
 

@@ -57,6 +57,10 @@ export interface TrainOptions {
   runConfig?: Record<string, unknown>;
   /** Replaces model.forward for training and evaluation (e.g. the suffix after a cached frozen prefix). */
   forward?: (x: Tensor) => Tensor;
+  /** Seconds of training work done before fit (e.g. building a prefix cache), counted in the run's time. */
+  setupSeconds?: number;
+  /** More facts for summary.json (e.g. the delta's size, the prefix cache). */
+  summaryInfo?: Record<string, unknown>;
   /** Stored in every saved delta's manifest (class names, preprocessing) so predict needs nothing else. */
   deltaInfo?: SaveDeltaOptions;
 }
@@ -133,16 +137,22 @@ export async function evaluate(
   return meter.result();
 }
 
+const emptySums = (): TrainProgress['epochSums'] => ({ loss: 0, correct: 0, samples: 0, seconds: 0, waitMs: 0 });
+
 // Distinct, reproducible libtorch seeds per micro-step (kept below 2^53).
 const stepSeed = (seed: number, microStep: number) => (seed * 1_000_003 + microStep * 7_919 + 17) % 2 ** 52;
 
 export class Trainer {
   readonly runDir: string;
   readonly delta: Delta;
-  readonly options: Required<Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'forward'>> & { runConfig: Record<string, unknown>; deltaInfo: SaveDeltaOptions };
+  /** The training hyper-parameters, as recorded in config.json. */
+  readonly options: Required<Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'forward' | 'setupSeconds' | 'summaryInfo'>>;
   readonly forward: (x: Tensor) => Tensor;
   readonly progress: ProgressSink;
-  #optimizer: Optimizer | null = null;
+  readonly #runConfig: Record<string, unknown>;
+  readonly #deltaInfo: SaveDeltaOptions;
+  readonly #setupSeconds: number;
+  readonly #summaryInfo: Record<string, unknown>;
 
   constructor(
     delta: Delta,
@@ -173,9 +183,11 @@ export class Trainer {
       patience: options.patience ?? 0,
       checkpointEvery: options.checkpointEvery ?? 100,
       seed: options.seed ?? 0,
-      runConfig: options.runConfig ?? {},
-      deltaInfo: options.deltaInfo ?? {},
     };
+    this.#runConfig = options.runConfig ?? {};
+    this.#deltaInfo = options.deltaInfo ?? {};
+    this.#setupSeconds = options.setupSeconds ?? 0;
+    this.#summaryInfo = options.summaryInfo ?? {};
     const o = this.options;
     const positiveInt = (v: number, name: string) => {
       if (!(Number.isInteger(v) && v > 0)) throw new RangeError(`${name} must be a positive integer, got ${v}`);
@@ -204,7 +216,7 @@ export class Trainer {
 
   schedule(): CosineSchedule {
     const o = this.options;
-    const stepsPerEpoch = Math.ceil(this.trainLoader.batchesPerEpoch / o.accumulate);
+    const stepsPerEpoch = this.stepsPerEpoch;
     return {
       lr: o.lr,
       totalSteps: stepsPerEpoch * o.epochs,
@@ -225,17 +237,15 @@ export class Trainer {
   #writeConfig(resume: boolean): void {
     const path = join(this.runDir, 'config.json');
     const config = {
-      ...this.options.runConfig,
+      ...this.#runConfig,
       method: this.delta.method,
       methodConfig: this.delta.config,
       model: this.delta.model.config.name,
-      train: Object.fromEntries(Object.entries(this.options).filter(([k]) => k !== 'runConfig' && k !== 'deltaInfo')),
+      train: this.options,
     };
     const text = JSON.stringify(config, null, 2) + '\n';
     if (resume && existsSync(path)) {
-      const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-      const strip = (c: Record<string, unknown>) => JSON.stringify({ ...c, resume: undefined });
-      if (strip(saved) !== strip(JSON.parse(text) as Record<string, unknown>)) {
+      if (readFileSync(path, 'utf8') !== text) {
         throw new Error(`${path}: the run was started with another configuration; resume with the same options (or start a new run directory)`);
       }
       return;
@@ -257,7 +267,7 @@ export class Trainer {
     const staging = join(this.runDir, `.${name}.tmp`);
     const previous = join(this.runDir, `.${name}.old`);
     rmSync(staging, { recursive: true, force: true });
-    saveDelta(this.delta, staging, this.options.deltaInfo);
+    saveDelta(this.delta, staging, this.#deltaInfo);
     // At every instant one complete copy exists: target, or (between the renames) .old.
     rmSync(previous, { recursive: true, force: true });
     if (existsSync(target)) renameSync(target, previous);
@@ -275,12 +285,11 @@ export class Trainer {
     mkdirSync(this.runDir, { recursive: true });
     this.#writeConfig(options.resume ?? false);
     const optimizer = this.#makeOptimizer();
-    this.#optimizer = optimizer;
     let progress: TrainProgress = {
       epoch: 0,
       batch: 0,
       step: 0,
-      epochSums: { loss: 0, correct: 0, samples: 0, seconds: 0, waitMs: 0 },
+      epochSums: emptySums(),
       history: [],
       best: null,
       epochsWithoutImprovement: 0,
@@ -413,7 +422,7 @@ export class Trainer {
           ...progress,
           epoch: epoch + 1,
           batch: 0,
-          epochSums: { loss: 0, correct: 0, samples: 0, seconds: 0, waitMs: 0 },
+          epochSums: emptySums(),
           finished: stop || epoch + 1 >= o.epochs,
         };
         // Deltas first, then the state that points past them: a kill in between redoes this epoch's end.
@@ -430,7 +439,6 @@ export class Trainer {
     } finally {
       this.progress.close();
       optimizer.dispose();
-      this.#optimizer = null;
     }
     const result: TrainResult = {
       runDir: this.runDir,
@@ -438,10 +446,11 @@ export class Trainer {
       best: progress.best,
       final,
       stoppedEarly,
-      seconds: (performance.now() - started) / 1000,
+      seconds: this.#setupSeconds + (performance.now() - started) / 1000,
       peakRssMiB: process.resourceUsage().maxRSS / 1024,
     };
-    writeFileAtomic(join(this.runDir, 'summary.json'), Buffer.from(JSON.stringify({ ...result, final: final ?? undefined }, null, 2) + '\n'));
+    const summary = { ...result, final: final ?? undefined, ...this.#summaryInfo };
+    writeFileAtomic(join(this.runDir, 'summary.json'), Buffer.from(JSON.stringify(summary, null, 2) + '\n'));
     return result;
   }
 }

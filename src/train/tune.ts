@@ -6,15 +6,13 @@ import { manualSeed, noGrad } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { createModel, listModels } from '../models/index.js';
 import type { VisionModel } from '../models/base.js';
-import { applyDelta, listMethods, type Delta, type DeltaSummary } from '../delta/index.js';
-import { loadDelta, readDeltaManifest, type DeltaManifest } from '../delta/index.js';
+import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary } from '../delta/index.js';
 import {
-  ArrayDataset, CsvList, DataLoader, ImageFolder, decodeImage, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
+  ArrayDataset, CsvList, DataLoader, ImageFiles, ImageFolder, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
   type Dataset, type TransformOptions,
 } from '../data/index.js';
 import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
 import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { createProgress, type ProgressMode } from './progress.js';
 import type { EvalMetrics } from './metrics.js';
 
@@ -130,8 +128,12 @@ export function runTransforms(options: DataOptions, arrays: boolean): { train: T
   return { train: trainT, eval: evalT };
 }
 
-export function makeLoaders(split: DataSplit, options: DataOptions, warn?: (message: string) => void): { train: DataLoader; val: DataLoader | null } {
-  const t = runTransforms(options, split.arrays);
+export function makeLoaders(
+  split: DataSplit,
+  options: DataOptions,
+  t: { train: TransformOptions; eval: TransformOptions } = runTransforms(options, split.arrays),
+  warn?: (message: string) => void,
+): { train: DataLoader; val: DataLoader | null } {
   const batchSize = options.batchSize ?? 32;
   const common = {
     seed: options.seed ?? 0,
@@ -183,14 +185,14 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
   }
   const progress = createProgress(options.progress ?? 'auto');
   const split = openData(options);
-  const loaders = makeLoaders(split, options, (m) => progress.message(`warning: ${m}`));
+  const transforms = runTransforms(options, split.arrays);
+  const loaders = makeLoaders(split, options, transforms, (m) => progress.message(`warning: ${m}`));
   mkdirSync(runDir, { recursive: true });
   const model = prepareBase(options, runDir);
   let delta: Delta | undefined;
   try {
     manualSeed(options.seed ?? 0);
     delta = applyDelta(model, { method: options.method, numClasses: split.classes.length, ...(options.methodOptions ?? {}) });
-    const transforms = runTransforms(options, split.arrays);
     const summary = delta.summary();
     progress.message(
       `${options.method} on ${options.model}: ${summary.trainable.toLocaleString('en-US')} of ${summary.total.toLocaleString('en-US')} parameters train ` +
@@ -213,7 +215,8 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
       {
         ...pickTrainOptions(options),
         seed: options.seed ?? 0,
-        ...(cache ? { forward: cache.forward } : {}),
+        ...(cache ? { forward: cache.forward, setupSeconds: cache.info.seconds } : {}),
+        summaryInfo: { delta: { ...summary, byModuleType: undefined }, prefixCache: cache?.info ?? null },
         // Presentation (progress) is not part of the run: a resume may report differently.
         runConfig: { tune: { ...options, progress: undefined }, classes: split.classes },
         deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
@@ -222,14 +225,7 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
     );
     try {
       const result = await trainer.fit({ resume: control.resume });
-      const prefixCache = cache?.info ?? null;
-      // The cache's one-off cost is part of the training time.
-      if (prefixCache) result.seconds += prefixCache.seconds;
-      const path = join(runDir, 'summary.json');
-      const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-      const { byModuleType: _types, ...delta } = summary;
-      writeFileAtomic(path, Buffer.from(JSON.stringify({ ...saved, seconds: result.seconds, delta, prefixCache }, null, 2) + '\n'));
-      return { ...result, classes: split.classes, summary, prefixCache };
+      return { ...result, classes: split.classes, summary, prefixCache: cache?.info ?? null };
     } finally {
       cache?.dispose();
     }
@@ -287,7 +283,7 @@ export function loadTuned(deltaDir: string, options: { weights?: string; ignoreB
 /** Evaluates a tuned model on data (same forms as train's --data; folders with a split use their validation part). */
 export async function evaluateTuned(tuned: Tuned, data: string, options: { batchSize?: number; onBadImage?: 'skip' | 'fail' } = {}): Promise<EvalMetrics> {
   const ds = openOne(data, 'data');
-  if (ds.classes.join('\n') !== tuned.classes.join('\n') && ds.classes.length !== tuned.classes.length) {
+  if (ds.classes.length !== tuned.classes.length) {
     throw new Error(`data '${data}' has ${ds.classes.length} classes (${ds.classes.join(', ')}); the delta was trained on ${tuned.classes.length} (${tuned.classes.join(', ')})`);
   }
   const loader = new DataLoader(ds, { batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail' });
@@ -302,14 +298,7 @@ export interface Prediction {
 /** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
 export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16): Promise<Prediction[]> {
   const k = Math.min(topK, tuned.classes.length);
-  const dataset: Dataset = {
-    length: files.length,
-    classes: tuned.classes,
-    label: () => 0,
-    source: (i) => files[i]!,
-    load: (i) => decodeImage(files[i]!),
-  };
-  const loader = new DataLoader(dataset, { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
+  const loader = new DataLoader(new ImageFiles(files, tuned.classes), { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
   const out: Prediction[] = [];
   const model = tuned.model;
   model.eval();
