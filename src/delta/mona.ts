@@ -15,6 +15,8 @@ export interface MonaConfig {
   dropout: number;
   /** Merged-kernel fast path (identical math); the default is the faster one here. */
   merged: boolean;
+  /** Fold the scaled LayerNorm into project1: less memory, a little more time (identical math). */
+  foldNorm: boolean;
   /** Stage indices that get modules (all by default). */
   stages: number[] | null;
 }
@@ -23,7 +25,7 @@ registerMethod<MonaConfig>({
   name: 'mona',
   description: 'Mona: multi-cognitive visual adapters (multi-scale depthwise convs) after every block',
   configure(raw, model) {
-    check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'stages'], 'mona');
+    check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'foldNorm', 'stages'], 'mona');
     // A single stage or kernel (as `--opt stages=3` gives) is a list of one.
     if (typeof raw.stages === 'number') raw = { ...raw, stages: [raw.stages] };
     if (typeof raw.kernels === 'number') raw = { ...raw, kernels: [raw.kernels] };
@@ -41,11 +43,12 @@ registerMethod<MonaConfig>({
       scaledNorm: raw.scaledNorm === undefined ? true : check.boolean(raw.scaledNorm, 'scaledNorm', 'mona'),
       dropout: raw.dropout === undefined ? 0.1 : check.number(raw.dropout, 'dropout', 'mona', 0, 0.999),
       merged: raw.merged === undefined ? MONA_DEFAULT_MERGED : check.boolean(raw.merged, 'merged', 'mona'),
+      foldNorm: raw.foldNorm === undefined ? false : check.boolean(raw.foldNorm, 'foldNorm', 'mona'),
       stages,
     };
   },
   install(model: VisionModel, config, b) {
-    const options = { hidden: config.hidden, kernels: config.kernels, scaledNorm: config.scaledNorm, dropout: config.dropout, merged: config.merged };
+    const options = { hidden: config.hidden, kernels: config.kernels, scaledNorm: config.scaledNorm, dropout: config.dropout, merged: config.merged, foldNorm: config.foldNorm };
     for (const blk of model.blocks()) {
       if (config.stages && !config.stages.includes(blk.stage)) continue;
       if (blk.layout === 'nchw') {

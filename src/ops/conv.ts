@@ -1,5 +1,6 @@
 // Convolutions and pooling on NCHW maps (channels-last inputs work too: libtorch keeps their layout).
 import { Tensor, callOp, callTensorOp as T } from '../engine/tensor.js';
+import { isGradEnabled } from '../engine/autograd.js';
 
 type Pair = number | readonly [number, number];
 
@@ -32,7 +33,13 @@ export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null
     }
     return T('aten::conv2d.padding', [input, weight, bias, stride, options.padding, dilation, groups]);
   }
-  return T('aten::conv2d', [input, weight, bias, stride, pair(options.padding, 0, 'conv2d: padding'), dilation, groups]);
+  const padding = pair(options.padding, 0, 'conv2d: padding');
+  // A frozen weight (and bias) with an input that needs a gradient: the same convolution, but its
+  // autograd node keeps only the weight, not the input (which only the weight gradient needs).
+  if (input.ndim === 4 && !weight.requiresGrad && !bias?.requiresGrad && input.requiresGrad && isGradEnabled()) {
+    return T('deltatune::frozen_conv2d', [input, weight, bias, stride, padding, dilation, groups]);
+  }
+  return T('aten::conv2d', [input, weight, bias, stride, padding, dilation, groups]);
 }
 
 export interface ConvTranspose2dOptions {

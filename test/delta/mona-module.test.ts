@@ -54,8 +54,8 @@ function ourName(ref: string): string {
 
 type AnyMona = MonaBase<any>;
 
-function build(c: OracleCase, merged: boolean): { m: AnyMona; run: (m: AnyMona, x: Tensor) => Tensor } {
-  const options = { hidden: c.hidden, kernels: c.kernels, scaledNorm: c.scaledNorm, merged };
+function build(c: OracleCase, merged: boolean, foldNorm = false): { m: AnyMona; run: (m: AnyMona, x: Tensor) => Tensor } {
+  const options = { hidden: c.hidden, kernels: c.kernels, scaledNorm: c.scaledNorm, merged, foldNorm };
   if (c.name.startsWith('nchw') || c.name === 'default-hidden') {
     return { m: new MonaMap(c.channels, options), run: (m, x) => (m as MonaMap).call(x) };
   }
@@ -70,10 +70,11 @@ function loadOracle(m: AnyMona, c: OracleCase): void {
   state.forEach((t) => t.dispose());
 }
 
-for (const merged of [false, true]) {
-  test(`oracle parity (${merged ? 'merged' : 'plain'}): outputs and gradients of input and every parameter`, () => {
+for (const [merged, foldNorm] of [[false, false], [true, false], [true, true], [false, true]] as const) {
+  const label = `${merged ? 'merged' : 'plain'}${foldNorm ? ', folded LayerNorm' : ''}`;
+  test(`oracle parity (${label}): outputs and gradients of input and every parameter`, () => {
     for (const c of oracle.cases) {
-      const { m, run } = build(c, merged);
+      const { m, run } = build(c, merged, foldNorm);
       loadOracle(m, c);
       m.eval();
       tidy(() => {
@@ -117,6 +118,31 @@ test('merged and plain give the same outputs and gradients for several kernel se
     [...plain!, ...fused!, x].forEach((t) => t.dispose());
     m.dispose();
   }
+});
+
+test('folded LayerNorm: falls back to the LayerNorm as written where |mean| ≫ std (no precision lost)', () => {
+  // σ² = E[x²] − μ² cancels when |μ| ≫ σ; past |μ| = 100σ the folded path must not be used.
+  const m = new MonaMap(16, { hidden: 4, dropout: 0 });
+  noGrad(() => {
+    for (const p of m.parameters()) p.copy_(randn(p.shape).mul(0.3));
+    m.norm!.weight!.add_(1);
+  });
+  for (const offset of [0, 5, 1000]) {
+    tidy(() => {
+      const x = randn([2, 16, 3, 3]).add(offset);
+      const [written, folded] = [false, true].map((fold) => {
+        m.foldNorm = fold;
+        m.zeroGrad();
+        const xi = x.detach();
+        xi.requiresGrad = true;
+        const out = m.call(xi);
+        out.mul(out.detach().sub(x)).sum().backward();
+        return [out.sub(x), xi.grad!, m.gamma!.grad!.clone()];
+      });
+      ['branch output', 'input grad', 'grad gamma'].forEach((what, i) => close(folded![i]!, written![i]!, `offset ${offset}: ${what}`));
+    });
+  }
+  m.dispose();
 });
 
 test('merged kernel: the mean of the zero-padded kernels and of the biases', () => {
