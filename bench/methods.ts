@@ -1,7 +1,8 @@
 // npm run bench:methods — every delta method on resnet50 and swin_t at 224, batch 8: trainable %,
 // delta bytes, ms/step and peak resident memory relative to full fine-tuning, each configuration
 // in its own process (so its peak memory is its own), all cores, channels-last on both sides
-// (the faster layout for full fine-tuning and for the methods alike). Mona plain vs merged kernel.
+// (the faster layout for full fine-tuning and for the methods alike). Mona plain vs merged kernel,
+// and Mona with its LayerNorm folded into project1 (foldNorm: less memory).
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { listMethods } from '../src/delta/index.js';
@@ -49,6 +50,8 @@ const plainVsMerged = paired('resnet50', 'mona', { merged: false });
 const plain = plainVsMerged.other.msPerStep / plainVsMerged.full.msPerStep;
 const mergedRatio = headline.resnet50 ? headline.resnet50.step / plain : NaN;
 console.log(`resnet50 mona plain kernels: ${plainVsMerged.other.msPerStep.toFixed(0)} ms/step (${plain.toFixed(3)} of full); merged/plain ${mergedRatio.toFixed(3)}`);
+const folded = paired('resnet50', 'mona', { foldNorm: true });
+console.log(`resnet50 mona foldNorm: ${folded.other.msPerStep.toFixed(0)} ms/step (${folded.step.toFixed(3)} of full), peak ${folded.other.peakRssMiB.toFixed(0)} MiB (${folded.mem.toFixed(3)} of full)`);
 
 for (const model of MODELS) {
   const full = headline[model]!.full;

@@ -169,3 +169,24 @@ registerModel(config, ({ numClasses, dropPath }) => {
   }
   return new VisionTransformer(config, vitB16, numClasses);
 });
+
+// A small ViT for small images (not a torchvision or timm model; no published weights): ViT-Tiny's
+// width (192, 3 heads, MLP 768) at depth 6 over 4×4 patches of a 32×32 image (64 patches + the
+// class token). The same class and parameter names as vit_b_16, so every method and tool applies;
+// it exists so transformer experiments can pretrain from scratch on a CPU in minutes.
+const vitTinyP4: ViTSettings = { imageSize: 32, patchSize: 4, numLayers: 6, numHeads: 3, hiddenDim: 192, mlpDim: 768 };
+
+const tinyConfig: ModelConfig = {
+  name: 'vit_tiny_p4_32', family: 'vit', inputSize: [3, 32, 32], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+  numClasses: 1000, firstConv: 'conv_proj', classifier: 'heads.head',
+  weightSource: 'none published: train it (e.g. `deltatune train --method full`)',
+  license: 'BSD-3-Clause (architecture code after torchvision)',
+  paper: 'Dosovitskiy et al., ICLR 2021 (architecture); ViT-Tiny width as in Touvron et al., DeiT, ICML 2021',
+};
+
+registerModel(tinyConfig, ({ numClasses, dropPath }) => {
+  if (dropPath !== undefined && dropPath !== 0) {
+    throw new RangeError(`vit_tiny_p4_32: this ViT has no stochastic depth; got dropPath ${dropPath} (leave it unset or 0)`);
+  }
+  return new VisionTransformer(tinyConfig, vitTinyP4, numClasses);
+});

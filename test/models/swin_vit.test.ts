@@ -38,6 +38,7 @@ interface Oracle {
   swin_b: { keys: KeyList };
   swin_t: FullEntry;
   vit_b_16: FullEntry;
+  vit_tiny_p4_32: { pth: string; keys: unknown; input: OracleArray; logits: OracleArray };
 }
 
 const oracle = runOracle<Oracle>('swin_vit');
@@ -72,6 +73,19 @@ for (const name of ['swin_s', 'swin_b'] as const) {
     }
   });
 }
+
+test('vit_tiny_p4_32 is torchvision\'s VisionTransformer(32, patch 4, 6 layers, 3 heads, 192, 768): keys and eval logits', () => {
+  const o = oracle.vit_tiny_p4_32;
+  const model = createModel('vit_tiny_p4_32', { weights: o.pth });
+  try {
+    assert.deepEqual(ourKeys(model), o.keys);
+    model.eval();
+    const d = tidy(() => checkLogits(noGrad(() => model.call(fromOracle(o.input))), fromOracle(o.logits), 'vit_tiny_p4_32 eval logits'));
+    console.log(`# vit_tiny_p4_32: max |logit difference| ${d.toExponential(2)}`);
+  } finally {
+    model.dispose();
+  }
+});
 
 for (const name of ['swin_t', 'vit_b_16'] as const) {
   describe(name, () => {

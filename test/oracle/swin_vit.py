@@ -96,4 +96,14 @@ for name in ('swin_t', 'vit_b_16'):
     torch.save({n: params[n].grad for n in GRAD_PARAMS[name]}, grads_path)
     entry.update({'trainLogits': arr(train_logits), 'gradOut': arr(grad_out), 'grads': grads_path})
     result[name] = entry
+# vit_tiny_p4_32: torchvision's VisionTransformer class at the small configuration deltatune registers.
+torch.manual_seed(0)
+tiny = torchvision.models.VisionTransformer(image_size=32, patch_size=4, num_layers=6, num_heads=3, hidden_dim=192, mlp_dim=768)
+randomise(tiny)
+tiny_pth = os.path.join(OUT, 'vit_tiny_p4_32.pth')
+torch.save(tiny.state_dict(), tiny_pth)
+x32 = torch.randn(2, 3, 32, 32)
+tiny.eval()
+with torch.no_grad():
+    result['vit_tiny_p4_32'] = {'pth': tiny_pth, 'keys': keys(tiny.state_dict()), 'input': arr(x32), 'logits': arr(tiny(x32))}
 emit(result)
