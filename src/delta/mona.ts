@@ -48,7 +48,7 @@ registerMethod<MonaConfig>({
     };
   },
   install(model: VisionModel, config, b) {
-    const options = { hidden: config.hidden, kernels: config.kernels, scaledNorm: config.scaledNorm, dropout: config.dropout, merged: config.merged, foldNorm: config.foldNorm };
+    const { stages: _stages, ...options } = config;
     for (const blk of model.blocks()) {
       if (config.stages && !config.stages.includes(blk.stage)) continue;
       if (blk.layout === 'nchw') {

@@ -29,26 +29,34 @@ export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar:
 }
 
 /**
- * Evaluation-mode batch norm with frozen affine parameters, for an input that needs a gradient:
- * out = input·α + β with α = weight/√(var+eps) and β = bias − mean·α per channel, the terms and
- * order of libtorch's own evaluation kernel. aten::batch_norm's autograd node keeps the input (only
- * its weight gradient needs it); addcmul with constant α keeps only α.
+ * The per-channel affine map [C] of an evaluation-mode batch norm: out = input·scale + shift with
+ * scale = weight/√(var+eps) and shift = bias − mean·scale, the terms and order of libtorch's own
+ * evaluation kernel. Computed without recording autograd history.
+ */
+export function batchNormAffine(mean: Tensor, variance: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): { scale: Tensor; shift: Tensor } {
+  return noGrad(() => {
+    const std = variance.add(eps).sqrt_();
+    const scale = std.reciprocal();
+    std.dispose();
+    if (weight) scale.mul_(weight);
+    const shift = mean.mul(scale).mul_(-1);
+    if (bias) shift.add_(bias);
+    return { scale, shift };
+  });
+}
+
+/**
+ * Evaluation-mode batch norm with frozen affine parameters, for an input that needs a gradient.
+ * aten::batch_norm's autograd node keeps the input (only its weight gradient needs it); addcmul
+ * with a constant scale keeps only the scale.
  */
 function frozenBatchNorm(input: Tensor, mean: Tensor, variance: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
   const shape = input.shape.map((size, i) => (i === 1 ? size : 1));
-  const { alpha, beta } = noGrad(() => {
-    const std = variance.add(eps).sqrt_();
-    const invstd = std.reciprocal();
-    const a = weight ? invstd.mul(weight) : invstd.clone();
-    const meanAlpha = mean.mul(a);
-    const b = bias ? bias.sub(meanAlpha) : meanAlpha.neg();
-    const terms = { alpha: a.reshape(shape), beta: b.reshape(shape) };
-    for (const t of [std, invstd, a, meanAlpha, b]) t.dispose();
-    return terms;
-  });
-  const out = T('aten::addcmul', [beta, input, alpha, 1]);
-  alpha.dispose();
-  beta.dispose();
+  const { scale, shift } = batchNormAffine(mean, variance, weight, bias, eps);
+  const scaleMap = scale.reshape(shape);
+  const shiftMap = shift.reshape(shape);
+  const out = T('aten::addcmul', [shiftMap, input, scaleMap, 1]);
+  for (const t of [scale, shift, scaleMap, shiftMap]) t.dispose();
   return out;
 }
 

@@ -52,11 +52,6 @@ export const std = (a: Tensor, dim?: Dims, options: VarianceOptions = {}): Tenso
 /** The vector p-norm over all elements or `dim` (torch.linalg.vector_norm). */
 export const vectorNorm = (a: Tensor, ord = 2, dim?: Dims, options: ReduceOptions = {}): Tensor =>
   T('aten::linalg_vector_norm', [a, ord, dim === undefined ? null : dimList(dim), options.keepdim ?? false, null]);
-/** Variance and mean over `dim` in one pass. */
-export function varMean(a: Tensor, dim?: Dims, options: VarianceOptions = {}): { variance: Tensor; mean: Tensor } {
-  const [v, m] = callOp('aten::var_mean.correction', [a, dim === undefined ? null : dimList(dim), options.correction ?? 1, options.keepdim ?? false]) as [Tensor, Tensor];
-  return { variance: v, mean: m };
-}
 export const logsumexp = (a: Tensor, dim: Dims, options: ReduceOptions = {}): Tensor =>
   T('aten::logsumexp', [a, dimList(dim), options.keepdim ?? false]);
 export const all = (a: Tensor): Tensor => T('aten::all', [a]);
