@@ -28,6 +28,45 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** One side-by-side measurement: per-call medians and the median and quartiles of per-round ratios. */
+export interface Paired {
+  ours: number;
+  torch: number;
+  ratio: number;
+  q1: number;
+  q3: number;
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+}
+
+/**
+ * `rounds` rounds of one sample per side, back to back, alternating which side goes first; a
+ * sample is the mean per-call time of the calls it made. The ratio is the median of the per-round
+ * ratios ours/theirs, so machine-speed drift between rounds cancels within each pair.
+ */
+export async function pairedRounds(rounds: number, ours: () => number[], theirs: () => Promise<number[]>): Promise<Paired> {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) a.push(mean(ours()));
+    b.push(mean(await theirs()));
+    if (r % 2 === 1) a.push(mean(ours()));
+  }
+  const ratios = a.map((x, i) => x / b[i]!).sort((x, y) => x - y);
+  return { ours: median(a), torch: median(b), ratio: median(ratios), q1: quantile(ratios, 0.25), q3: quantile(ratios, 0.75) };
+}
+
+/** "ours / theirs ms, ratio (quartiles)" for a log line. */
+export function fmt(p: Paired): string {
+  return `${p.ours.toFixed(0)} / ${p.torch.toFixed(0)} ms, ratio ${p.ratio.toFixed(3)} (quartiles ${p.q1.toFixed(3)}–${p.q3.toFixed(3)})`;
+}
+
 /** A Python worker (Debian's python3 with torch) that answers one JSON line per command line. */
 export class TorchWorker {
   readonly #proc: ChildProcessWithoutNullStreams;

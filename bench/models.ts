@@ -6,19 +6,19 @@ import { join } from 'node:path';
 import { AdamW, crossEntropy, getNumThreads, keep, manualSeed, noGrad, randint, randn, tidy, type Tensor } from '../src/index.js';
 import { createModel, listModels, type VisionModel } from '../src/models/index.js';
 import { loadStateDict } from '../src/io/state-dict.js';
-import { ROOT, TorchWorker, median, timeIt } from './common.js';
+import { ROOT, TorchWorker, fmt, median, pairedRounds, timeIt, type Paired } from './common.js';
 
 const BATCH = Number(process.env.BENCH_BATCH ?? 8);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
-const FWD_ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 10);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const FWD_ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 15);
 const MODELS = (process.env.BENCH_MODELS ?? 'resnet50,mobilenet_v2,convnext_tiny,swin_t,vit_b_16').split(',');
 
 const threads = getNumThreads();
-console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads; medians of ${FWD_ROUNDS} forwards and ${ROUNDS} train steps per side, interleaved`);
+console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads; ${FWD_ROUNDS} paired rounds of forwards and ${ROUNDS} of train steps; ratios are medians of per-round ratios`);
 const torch = new TorchWorker('models_torch.py', [String(threads), String(BATCH)]);
 await torch.ready();
 
-interface Row { model: string; fwdOurs: number; fwdTorch: number; trainOurs: number; trainTorch: number }
+interface Row { model: string; fwd: Paired; train: Paired }
 const rows: Row[] = [];
 for (const name of MODELS) {
   if (!listModels().includes(name)) {
@@ -44,27 +44,22 @@ for (const name of MODELS) {
       opt.step();
     });
   };
-  // Warm-up both sides, then alternate who goes first each round.
+  // Warm-up both sides.
   timeIt(fwd, 1);
   timeIt(train, 1);
   await torch.ask('fwd 1');
   await torch.ask('train 1');
-  // Interleave single calls, alternating who goes first, so drift in machine speed (large on
-  // shared hosts) hits both sides alike; forwards are cheap, so they get more rounds.
-  const f: number[] = [], ft: number[] = [], t: number[] = [], tt: number[] = [];
-  for (let r = 0; r < FWD_ROUNDS; r++) {
-    if (r % 2 === 0) f.push(...timeIt(fwd, 1));
-    ft.push(...(await torch.ask<{ ms: number[] }>('fwd 1')).ms);
-    if (r % 2 === 1) f.push(...timeIt(fwd, 1));
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    if (r % 2 === 0) t.push(...timeIt(train, 1));
-    tt.push(...(await torch.ask<{ ms: number[] }>('train 1')).ms);
-    if (r % 2 === 1) t.push(...timeIt(train, 1));
-  }
-  const row = { model: name, fwdOurs: median(f), fwdTorch: median(ft), trainOurs: median(t), trainTorch: median(tt) };
+  // Paired rounds: each round times one sample per side back to back, alternating who goes
+  // first, and the ratio is the median of the per-round ratios. A shared host's speed drifts by
+  // tens of percent over seconds; a pair sees the same drift, a median of separate runs does not.
+  // A forward sample repeats the call until it lasts ~0.3 s so that timer and scheduler jitter
+  // stay small against it.
+  const perSample = Math.max(1, Math.round(300 / Math.max(1, median(timeIt(fwd, 2)))));
+  const fwdPairs = await pairedRounds(FWD_ROUNDS, () => timeIt(fwd, perSample), async () => (await torch.ask<{ ms: number[] }>(`fwd ${perSample}`)).ms);
+  const trainPairs = await pairedRounds(ROUNDS, () => timeIt(train, 1), async () => (await torch.ask<{ ms: number[] }>('train 1')).ms);
+  const row = { model: name, fwd: fwdPairs, train: trainPairs };
   rows.push(row);
-  console.log(`${name}: forward ${row.fwdOurs.toFixed(0)} vs ${row.fwdTorch.toFixed(0)} ms, train step ${row.trainOurs.toFixed(0)} vs ${row.trainTorch.toFixed(0)} ms`);
+  console.log(`${name}: forward ${fmt(row.fwd)}; train step ${fmt(row.train)}`);
   opt.dispose();
   model.dispose();
   x.dispose();
@@ -78,26 +73,22 @@ const pth = join(dir, 'resnet50.pth');
 const st = join(dir, 'resnet50.safetensors');
 await torch.ask('use resnet50');
 await torch.ask(`save ${pth} ${st}`);
-const loadOurs: number[] = [];
-const loadTorch: number[] = [];
 // Warm the page cache for both files first: the comparison is of parsing and copying, not disk.
-await torch.ask(`load ${pth} 1`);
-timeIt(() => noGrad(() => loadStateDict(st).forEach((t) => t.dispose())), 1);
-for (let r = 0; r < 7; r++) {
-  loadTorch.push(...(await torch.ask<{ ms: number[] }>(`load ${pth} 1`)).ms);
-  loadOurs.push(...timeIt(() => noGrad(() => loadStateDict(st).forEach((t) => t.dispose())), 1));
-}
+// A sample is 5 loads (~40 ms each).
+const loadOurs = () => timeIt(() => noGrad(() => loadStateDict(st).forEach((t) => t.dispose())), 5);
+const loadTorch = async () => (await torch.ask<{ ms: number[] }>(`load ${pth} 5`)).ms;
+loadOurs();
+await loadTorch();
+const load = await pairedRounds(9, loadOurs, loadTorch);
 torch.close();
 
-const ratio = (a: number, b: number) => a / b;
 console.log('');
 console.log('| model | eval forward ms (ours / PyTorch) | ratio | train step ms (ours / PyTorch) | ratio |');
 console.log('|---|---|---|---|---|');
-for (const r of rows) {
-  console.log(`| ${r.model} | ${r.fwdOurs.toFixed(0)} / ${r.fwdTorch.toFixed(0)} | ${ratio(r.fwdOurs, r.fwdTorch).toFixed(3)} | ${r.trainOurs.toFixed(0)} / ${r.trainTorch.toFixed(0)} | ${ratio(r.trainOurs, r.trainTorch).toFixed(3)} |`);
-}
-const loadRatio = median(loadOurs) / median(loadTorch);
-console.log(`| resnet50 checkpoint load (ours .safetensors / torch.load .pth) | ${median(loadOurs).toFixed(0)} / ${median(loadTorch).toFixed(0)} ms | ${loadRatio.toFixed(3)} | | |`);
-const fwdMax = Math.max(...rows.map((r) => r.fwdOurs / r.fwdTorch));
-const trainMax = Math.max(...rows.map((r) => r.trainOurs / r.trainTorch));
-console.log(`RESULT models_fwd_ratio_max=${fwdMax.toFixed(3)} models_train_ratio_max=${trainMax.toFixed(3)} load_ratio=${loadRatio.toFixed(3)}`);
+const cell = (p: Paired) => `${p.ours.toFixed(0)} / ${p.torch.toFixed(0)} | ${p.ratio.toFixed(3)}`;
+for (const r of rows) console.log(`| ${r.model} | ${cell(r.fwd)} | ${cell(r.train)} |`);
+console.log(`| resnet50 checkpoint load (ours .safetensors / torch.load .pth) | ${cell(load)} | | |`);
+console.log('(ratio = median over rounds of ours/PyTorch measured back to back)');
+const fwdMax = Math.max(...rows.map((r) => r.fwd.ratio));
+const trainMax = Math.max(...rows.map((r) => r.train.ratio));
+console.log(`RESULT models_fwd_ratio_max=${fwdMax.toFixed(3)} models_train_ratio_max=${trainMax.toFixed(3)} load_ratio=${load.ratio.toFixed(3)}`);
