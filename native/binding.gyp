@@ -7,7 +7,7 @@
   "targets": [
     {
       "target_name": "deltatune_native",
-      "sources": ["src/addon.cc", "src/ops.cc", "src/tensor.cc", "src/frozen.cc"],
+      "sources": ["src/addon.cc", "src/ops.cc", "src/tensor.cc", "src/frozen.cc", "src/allocator.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],

@@ -13,6 +13,18 @@ export interface OpInfo {
   schema: string;
 }
 
+/** The caching CPU allocator's counters (native/src/allocator.cc); bytes are of blocks ≥ 1 MiB. */
+export interface CpuMemoryStats {
+  /** False when DELTATUNE_CPU_CACHE_MB=0 left libtorch's default allocator in place. */
+  enabled: boolean;
+  liveBytes: number;
+  peakLiveBytes: number;
+  cachedBytes: number;
+  cachedBlocks: number;
+  hits: number;
+  misses: number;
+}
+
 export interface NativeAddon {
   fromBytes(data: ArrayBufferView, dtype: number, shape: readonly number[]): Handle;
   toBytes(h: Handle): ArrayBuffer;
@@ -36,6 +48,9 @@ export interface NativeAddon {
   getNumThreads(): number;
   manualSeed(seed: number | bigint): void;
   stats(resetPeak?: boolean): { liveHandles: number; peakHandles: number; externalBytes: number };
+  cpuMemoryStats(): CpuMemoryStats;
+  emptyCpuCache(): void;
+  resetPeakCpuMemory(): void;
   buildInfo(): { cuda: boolean; parallel: string; config: string };
   resolveOp(name: string, overload: string): OpInfo;
   call(id: number, args: unknown[]): unknown;

@@ -1,7 +1,7 @@
 // Process-wide engine settings: threads, seeds, grad mode, build facts, live-handle counts.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { native } from './native.js';
+import { native, type CpuMemoryStats } from './native.js';
 
 /** Sets libtorch's intra-op thread count (it defaults to 1 on some machines). */
 export function setNumThreads(n: number): void {
@@ -56,6 +56,23 @@ export function loadedBlas(): string {
  */
 export function memoryStats(options: { resetPeak?: boolean } = {}): { liveHandles: number; peakHandles: number; externalBytes: number } {
   return native.stats(options.resetPeak ?? false);
+}
+
+/**
+ * Tensor memory of the caching CPU allocator: bytes of large blocks (≥ 1 MiB) in use now and at the
+ * peak since the last reset, bytes freed but kept for reuse, and how many requests reused a block.
+ * Freed activations are kept so that the next training step gets them back without page faults;
+ * the cache is bounded (max(1 GiB, 1.25× peak), or DELTATUNE_CPU_CACHE_MB).
+ */
+export function cpuMemoryStats(options: { resetPeak?: boolean } = {}): CpuMemoryStats {
+  const stats = native.cpuMemoryStats();
+  if (options.resetPeak) native.resetPeakCpuMemory();
+  return stats;
+}
+
+/** Returns every cached (freed) tensor block to the operating system, e.g. after training. */
+export function emptyCpuCache(): void {
+  native.emptyCpuCache();
 }
 
 /** Thread count deltatune uses unless DELTATUNE_THREADS says otherwise: every available core. */
