@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -118,9 +119,12 @@ struct CachingCpuAllocator final : public c10::Allocator {
     {
       std::lock_guard<std::mutex> lock(s.mutex);
       // Exact sizes only: a training step repeats the same requests, and handing a larger block
-      // to a smaller request would leave the larger request of the same step without one.
-      auto it = s.cached.find(size);
-      if (it != s.cached.end()) {
+      // to a smaller request would leave the larger request of the same step without one. Of
+      // equal sizes the last freed (last in its range) goes first: its lines are likely still in
+      // the CPU's caches (taking the oldest made a MobileNetV2 forward 20% slower).
+      auto [first, last] = s.cached.equal_range(size);
+      if (first != last) {
+        auto it = std::prev(last);
         ptr = it->second.ptr;
         const size_t got = it->first;
         s.cachedBytes -= got;
