@@ -14,7 +14,7 @@ const FWD_ROUNDS = Number(process.env.BENCH_FWD_ROUNDS ?? 15);
 const MODELS = (process.env.BENCH_MODELS ?? 'resnet50,mobilenet_v2,convnext_tiny,swin_t,vit_b_16').split(',');
 
 const threads = getNumThreads();
-console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads; ${FWD_ROUNDS} paired rounds of forwards and ${ROUNDS} of train steps; ratios are medians of per-round ratios`);
+console.log(`models benchmark: batch ${BATCH}, 224x224, ${threads} threads; ${FWD_ROUNDS} paired rounds of forwards and ${ROUNDS} of train steps; times are each side's lower quartile`);
 const torch = new TorchWorker('models_torch.py', [String(threads), String(BATCH)]);
 await torch.ready();
 
@@ -50,8 +50,7 @@ for (const name of MODELS) {
   await torch.ask('fwd 1');
   await torch.ask('train 1');
   // Paired rounds: each round times one sample per side back to back, alternating who goes
-  // first, and the ratio is the median of the per-round ratios. A shared host's speed drifts by
-  // tens of percent over seconds; a pair sees the same drift, a median of separate runs does not.
+  // first, so that drift in the machine's speed (tens of percent over seconds here) hits both.
   // A forward sample repeats the call until it lasts ~0.3 s so that timer and scheduler jitter
   // stay small against it.
   const perSample = Math.max(1, Math.round(300 / Math.max(1, median(timeIt(fwd, 2)))));
@@ -88,7 +87,7 @@ console.log('|---|---|---|---|---|');
 const cell = (p: Paired) => `${p.ours.toFixed(0)} / ${p.torch.toFixed(0)} | ${p.ratio.toFixed(3)}`;
 for (const r of rows) console.log(`| ${r.model} | ${cell(r.fwd)} | ${cell(r.train)} |`);
 console.log(`| resnet50 checkpoint load (ours .safetensors / torch.load .pth) | ${cell(load)} | | |`);
-console.log('(ratio = median over rounds of ours/PyTorch measured back to back)');
+console.log('(times: lower quartile of each side over rounds measured back to back, alternating who goes first)');
 const fwdMax = Math.max(...rows.map((r) => r.fwd.ratio));
 const trainMax = Math.max(...rows.map((r) => r.train.ratio));
 console.log(`RESULT models_fwd_ratio_max=${fwdMax.toFixed(3)} models_train_ratio_max=${trainMax.toFixed(3)} load_ratio=${load.ratio.toFixed(3)}`);
