@@ -1,6 +1,6 @@
 // One configuration of `npm run bench:methods` in its own process, so its peak memory is its own:
 // builds the model, applies the method, runs warm-up and timed AdamW steps, prints one JSON line.
-import { AdamW, applyDelta, crossEntropy, keep, manualSeed, randint, randn, tidy, noGrad, type Tensor } from '../src/index.js';
+import { AdamW, applyDelta, crossEntropy, keep, manualSeed, peakRssMiB, randint, randn, tidy, noGrad, type Tensor } from '../src/index.js';
 import { createModel } from '../src/models/index.js';
 
 const [modelName, method, optionsJson = '{}'] = process.argv.slice(2);
@@ -46,6 +46,6 @@ times.sort((a, b) => a - b);
 const s = delta.summary();
 console.log(JSON.stringify({
   model: modelName, method, options: deltaOptions, channelsLast,
-  msPerStep: times[times.length >> 1], peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  msPerStep: times[times.length >> 1], peakRssMiB: peakRssMiB(),
   trainablePct: s.percent, trainable: s.trainable, deltaBytes: s.bytes,
 }));

@@ -75,6 +75,21 @@ export function emptyCpuCache(): void {
   native.emptyCpuCache();
 }
 
+/**
+ * This process's peak resident memory in MiB: VmHWM from /proc/self/status, which starts afresh at
+ * exec. (`process.resourceUsage().maxRSS`, the fallback off Linux, carries over the parent's
+ * resident size at fork into a child, so a worker spawned by a large process reported the parent's.)
+ */
+export function peakRssMiB(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Number(match[1]) / 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS / 1024;
+}
+
 /** Thread count deltatune uses unless DELTATUNE_THREADS says otherwise: every available core. */
 export function defaultThreadCount(): number {
   const fromEnv = process.env.DELTATUNE_THREADS;

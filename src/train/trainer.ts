@@ -7,7 +7,7 @@
 // forward; and the state file (one atomic write) holds everything else.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tensor, manualSeed, noGrad, tidy } from '../engine/index.js';
+import { Tensor, manualSeed, noGrad, peakRssMiB, tidy } from '../engine/index.js';
 import { crossEntropy } from '../ops/loss.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Delta } from '../delta/core.js';
@@ -447,7 +447,7 @@ export class Trainer {
       final,
       stoppedEarly,
       seconds: this.#setupSeconds + (performance.now() - started) / 1000,
-      peakRssMiB: process.resourceUsage().maxRSS / 1024,
+      peakRssMiB: peakRssMiB(),
     };
     const summary = { ...result, final: final ?? undefined, ...this.#summaryInfo };
     writeFileAtomic(join(this.runDir, 'summary.json'), Buffer.from(JSON.stringify(summary, null, 2) + '\n'));
