@@ -26,7 +26,7 @@ class BasicBlock extends Module {
     super();
     this.conv1 = new Conv2d(inplanes, planes, 3, { stride, padding: 1, bias: false });
     this.bn1 = new BatchNorm2d(planes);
-    this.relu = new ReLU();
+    this.relu = new ReLU(true);
     this.conv2 = new Conv2d(planes, planes, 3, { padding: 1, bias: false });
     this.bn2 = new BatchNorm2d(planes);
     this.registerModule('downsample', downsample);
@@ -57,7 +57,7 @@ class Bottleneck extends Module {
     this.bn2 = new BatchNorm2d(planes);
     this.conv3 = new Conv2d(planes, planes * 4, 1, { bias: false });
     this.bn3 = new BatchNorm2d(planes * 4);
-    this.relu = new ReLU();
+    this.relu = new ReLU(true);
     this.registerModule('downsample', downsample);
   }
 
@@ -92,7 +92,7 @@ export class ResNet extends VisionModel {
     super({ ...config, numClasses });
     this.conv1 = new Conv2d(3, 64, 7, { stride: 2, padding: 3, bias: false });
     this.bn1 = new BatchNorm2d(64);
-    this.relu = new ReLU();
+    this.relu = new ReLU(true);
     this.maxpool = new MaxPool2d(3, { stride: 2, padding: 1 });
     let inplanes = 64;
     const makeLayer = (planes: number, blocks: number, stride: number) => {
