@@ -1,6 +1,6 @@
 // Shared test helpers: closeness checks and the PyTorch oracle runner.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,19 @@ import { Tensor, tensor } from '../src/index.js';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Debian's interpreter: it has python3-torch; a python3 earlier on PATH (pyenv) may not. */
 export const PYTHON = '/usr/bin/python3';
+
+/**
+ * Runs `body` (ES module code) in a fresh Node process in which `lib` is the library's index
+ * module, with extra environment variables; for what only a new process shows (load-time settings,
+ * per-process peaks).
+ */
+export function runWithLibrary(body: string, env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  const index = JSON.stringify(join(ROOT, 'dist', 'src', 'index.js'));
+  return spawnSync(process.execPath, ['--input-type=module', '-e', `const lib = await import(${index});\n${body}`], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+}
 
 /** Asserts |actual − expected| ≤ atol + rtol·|expected| elementwise, naming the worst element. */
 export function assertClose(

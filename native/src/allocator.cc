@@ -79,8 +79,13 @@ void evictFor(State& s, size_t bytes) {
 
 c10::DeleterFnPtr smallDeleter = nullptr;
 
-// One deleter for every block, so that libtorch's raw_allocate/raw_deallocate work too.
+// One deleter for every block, so that libtorch's raw_allocate/raw_deallocate work too. Large
+// blocks are mmaps, so page-aligned; any other address is a small block, freed without the lock.
 void freeBlock(void* ptr) {
+  if (reinterpret_cast<uintptr_t>(ptr) % kPage != 0) {
+    smallDeleter(ptr);
+    return;
+  }
   State& s = state();
   std::unique_lock<std::mutex> lock(s.mutex);
   auto found = s.live.find(ptr);

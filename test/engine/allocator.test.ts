@@ -3,16 +3,14 @@
 // keeps mapping fresh blocks, and DELTATUNE_CPU_CACHE_MB is validated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   AdamW, conv2d, cpuMemoryStats, crossEntropy, emptyCpuCache, full, kaimingUniform_, keep, linear, manualSeed, randint, randn,
   relu, tidy, zeros, adaptiveAvgPool2d,
 } from '../../src/index.js';
+import { runWithLibrary } from '../helpers.js';
 
 const MiB = 2 ** 20;
-const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+const rssMiB = () => process.memoryUsage().rss / MiB;
 
 test('a freed large block is reused for the next request of its size, with correct contents', () => {
   const before = cpuMemoryStats();
@@ -86,10 +84,7 @@ test('training with multi-MiB activations: no fresh blocks and no resident growt
 });
 
 const child = (env: Record<string, string>) =>
-  spawnSync(process.execPath, ['--input-type=module', '-e', `
-    const { cpuMemoryStats, zeros } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/index.js', import.meta.url)))});
-    const t = zeros([4 << 20]); t.dispose();
-    console.log(JSON.stringify(cpuMemoryStats()));`], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  runWithLibrary('const t = lib.zeros([4 << 20]); t.dispose(); console.log(JSON.stringify(lib.cpuMemoryStats()));', env);
 
 test('DELTATUNE_CPU_CACHE_MB bounds the cache, 0 turns the allocator off, and a bad value is named', () => {
   const off = child({ DELTATUNE_CPU_CACHE_MB: '0' });

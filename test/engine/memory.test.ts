@@ -2,13 +2,12 @@
 // functional ops, with handle counts and resident memory checked after warm-up.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import {
   Tensor, adaptiveAvgPool2d, batchNorm, conv2d, crossEntropy, keep, kaimingUniform_, linear, manualSeed, memoryStats,
   ones, peakRssMiB, randint, randn, relu, tidy, zeros,
 } from '../../src/index.js';
 import { AdamW } from '../../src/train/optim.js';
+import { runWithLibrary } from '../helpers.js';
 
 test('2,000 training steps of a small conv net: no growth in handles or resident memory', (t) => {
   manualSeed(0);
@@ -69,9 +68,7 @@ test('2,000 training steps of a small conv net: no growth in handles or resident
 test('peakRssMiB is the process\'s own peak: a child spawned by a large parent does not report the parent\'s size', (t) => {
   const ballast = Buffer.alloc(400 * 2 ** 20, 1); // resident in this process
   assert.ok(peakRssMiB() >= 400, `parent peak ${peakRssMiB()} MiB`);
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
-    const { peakRssMiB } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/index.js', import.meta.url)))});
-    console.log(JSON.stringify({ peak: peakRssMiB(), maxRss: process.resourceUsage().maxRSS / 1024 }));`], { encoding: 'utf8' });
+  const child = runWithLibrary('console.log(JSON.stringify({ peak: lib.peakRssMiB(), maxRss: process.resourceUsage().maxRSS / 1024 }));');
   assert.equal(child.status, 0, child.stderr);
   const { peak, maxRss } = JSON.parse(child.stdout) as { peak: number; maxRss: number };
   t.diagnostic(`child: peakRssMiB ${peak.toFixed(0)}, resourceUsage maxRSS ${maxRss.toFixed(0)} MiB; parent holds ${ballast.length >> 20} MiB`);
