@@ -5,6 +5,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   dt::initAllocator(env, exports);
   dt::initTensor(env, exports);
   dt::initOps(env, exports);
+  dt::initProfiler(env, exports);
   return exports;
 }
 

@@ -46,5 +46,6 @@ Napi::Value guard(Napi::Env env, const std::string& context, Body&& body) {
 void initTensor(Napi::Env env, Napi::Object exports);
 void initOps(Napi::Env env, Napi::Object exports);
 void initAllocator(Napi::Env env, Napi::Object exports);
+void initProfiler(Napi::Env env, Napi::Object exports);
 
 }  // namespace dt

@@ -386,9 +386,10 @@ export class Delta {
         const bias = keep(conv.bias ? conv.bias.mul(scale).add_(shift) : shift.clone());
         for (const t of [scale, shift, scaleMap]) t.dispose();
         const options = conv.options;
-        Object.defineProperty(conv, 'forward', { value: (x: Tensor) => conv2d(x, weight, bias, options), configurable: true, writable: true, enumerable: false });
+        const entry = { conv, bn, weight, bias };
+        Object.defineProperty(conv, 'forward', { value: (x: Tensor) => conv2d(x, weightLaidOutFor(entry, x), entry.bias, options), configurable: true, writable: true, enumerable: false });
         Object.defineProperty(bn, 'forward', { value: (x: Tensor) => x, configurable: true, writable: true, enumerable: false });
-        this.#folded.push({ conv, bn, weight, bias });
+        this.#folded.push(entry);
       }
     });
   }
@@ -505,3 +506,20 @@ export const check = {
   },
 };
 
+
+/**
+ * The folded weight in the input's memory format, converted once and kept: oneDNN otherwise
+ * reorders a weight whose layout differs from the input's on every call, forward and backward
+ * (ResNet-50 channels-last, batch 8: ~35 ms a training step). The fold is made when the delta is
+ * applied, so a model switched to channels-last afterwards would otherwise keep NCHW folded weights.
+ */
+function weightLaidOutFor(entry: { weight: Tensor }, x: Tensor): Tensor {
+  const w = entry.weight;
+  if (x.ndim !== 4 || w.ndim !== 4) return w;
+  const format = x.isContiguous('channelsLast') && !x.isContiguous() ? 'channelsLast' : 'contiguous';
+  if (w.isContiguous(format)) return w;
+  const relaid = keep(noGrad(() => w.contiguous(format)));
+  w.dispose();
+  entry.weight = relaid;
+  return relaid;
+}

@@ -45,7 +45,7 @@ import { Parameter } from '../nn/parameter.js';
 import { Conv2d, Dropout, LayerNorm, Linear } from '../nn/layers.js';
 import { constantParameter, shouldInitialise } from '../nn/init.js';
 import { release } from '../nn/release.js';
-import { add, addcmul, cat, conv2d, eye, gelu, layerNorm, pad, split, stack, tensor, truncNormal_, vectorNorm, zero_ } from '../ops/index.js';
+import { add, cat, conv2d, eye, gelu, layerNorm, monaFoldedProject, pad, stack, tensor, truncNormal_, vectorNorm, zero_ } from '../ops/index.js';
 import { noGrad } from '../engine/index.js';
 
 // --- configuration -------------------------------------------------------------------------------
@@ -312,13 +312,20 @@ export abstract class MonaBase<In extends unknown[]> extends Module<In, Tensor> 
     const z = (this.foldNorm && this.scaledNorm ? this.foldedProject1(x) : null) ?? this.literalProject1(x);
     const p = this.adapter_conv.call(z);
     release(z);
-    const g = gelu(p);
-    release(p);
+    // GELU and dropout on the NHWC view when p is channels-last: element-wise kernels run ~5× faster
+    // over memory in order (GELU on [8,64,56,56]: 0.5 vs 2.9 ms).
+    const nhwc = p.isContiguous('channelsLast');
+    const pView = nhwc ? p.permute([0, 2, 3, 1]) : p;
+    const g = gelu(pView);
+    release(pView);
+    if (pView !== p) release(p);
     const dropped = this.dropout.call(g);
     if (dropped !== g) release(g);
+    const h = nhwc ? dropped.permute([0, 3, 1, 2]) : dropped;
+    if (h !== dropped) release(dropped);
     const w2 = this.project2.weight.view([c, d, 1, 1]);
-    const out = conv2d(dropped, w2, this.project2.bias);
-    release(dropped, w2);
+    const out = conv2d(h, w2, this.project2.bias);
+    release(h, w2);
     return out;
   }
 
@@ -351,45 +358,39 @@ export abstract class MonaBase<In extends unknown[]> extends Module<In, Tensor> 
    * The same z with the scaled LayerNorm folded into project1, so no C-wide tensor is made or kept
    * (x itself is what backward keeps). With x̂ = (x − μ)·ρ (μ, ρ = 1/√(σ²+eps) per position),
    * a = w·s1 and W = project1.weight:
-   *   W(x̂·a + b·s1 + x·s2) + b1 = ρ·(W·diag(a))x + (W·diag(s2))x − μρ·(W·a) + (W(b·s1) + b1)
+   *   W(x̂·a + b·s1 + x·s2) + b1 = ρ·(W·diag(a)x − μ·W·a) + W·diag(s2)x + (W(b·s1) + b1)
    * so ONE 1×1 conv of x with the 2d stacked weights [W·diag(a); W·diag(s2)] plus per-position
-   * scalars gives z. All terms are built from the parameters with differentiable ops each step.
+   * scalars gives z (the native op mona_folded_project, whose backward differentiates through μ
+   * and σ²). The stacked weights, W·a and the shift are built from the parameters with
+   * differentiable ops each step.
    */
   private foldedProject1(x: Tensor): Tensor | null {
     const c = this.channels;
     const d = this.hidden;
     const norm = this.norm!;
-    // Statistics per position: μ = mean(x), σ² = ‖x‖²/C − μ² (two fast reductions; libtorch's
-    // var_mean over the channel axis runs ~10× slower here).
-    const mu = x.mean([-1], { keepdim: true }); // [B,H,W,1]
-    const l2 = vectorNorm(x, 2, -1, { keepdim: true });
-    const meanSquare = l2.square().div_(c);
-    const muSquare = mu.square();
-    const v = meanSquare.sub(muSquare);
-    // σ² as a difference loses precision when |μ| ≫ σ: past |μ| = 100σ (a relative error in σ²
-    // above ~1e-3 in float32), use the LayerNorm as written for this call.
-    const imprecise = noGrad(() => {
+    const stats = noGrad(() => {
+      // Per position: μ = mean(x), σ² = ‖x‖²/C − μ² (two fast reductions; libtorch's var_mean over
+      // the channel axis runs ~10× slower here).
+      const mu = x.mean([-1], { keepdim: true }); // [B,H,W,1]
+      const l2 = vectorNorm(x, 2, -1, { keepdim: true });
+      const muSquare = mu.square();
+      const v = l2.mul_(l2).div_(c).sub_(muSquare);
+      // σ² as a difference loses precision when |μ| ≫ σ: past |μ| = 100σ (a relative error in σ²
+      // above ~1e-3 in float32), use the LayerNorm as written for this call.
       const excess = muSquare.sub(v, 1e4); // μ² − 10⁴·σ² ≥ 0 somewhere
       const worst = excess.max();
-      const flag = worst.item() >= 0;
-      release(excess, worst);
-      return flag;
-    });
-    release(l2, meanSquare, muSquare);
-    if (imprecise) {
+      const imprecise = worst.item() >= 0;
+      release(muSquare, excess, worst); // v is l2, updated in place
+      if (imprecise) {
+        release(mu, v);
+        return null;
+      }
+      const meanMap = mu.permute([0, 3, 1, 2]); // [B,1,H,W]
+      const varMap = v.permute([0, 3, 1, 2]);
       release(mu, v);
-      return null;
-    }
-    // Per-position [B,H,W,1] tensors: small, so out of place (autograd keeps what it needs).
-    const vEps = v.add(norm.eps);
-    const rho = vEps.rsqrt();
-    const muRho = mu.mul(rho);
-    const negMuRho = muRho.neg();
-    release(v, mu, vEps, muRho);
-    const rhoMap = rho.permute([0, 3, 1, 2]); // [B,1,H,W]
-    const negMuRhoMap = negMuRho.permute([0, 3, 1, 2]);
-    release(rho, negMuRho);
-
+      return { meanMap, varMap };
+    });
+    if (!stats) return null;
     const w = this.project1.weight;
     const a = norm.weight!.mul(this.gamma!);
     const wa = w.mul(a);
@@ -402,17 +403,8 @@ export abstract class MonaBase<In extends unknown[]> extends Module<In, Tensor> 
     const shift = wbs.sum(1).add_(this.project1.bias!);
     release(a, wa, ws, stacked, bs, wbs);
     const xMap = x.permute([0, 3, 1, 2]);
-    const both = conv2d(xMap, wcat, null); // [B,2d,H,W]: (W·diag(a))x and (W·diag(s2))x
-    release(xMap, wcat);
-    // split, not two narrows: its backward concatenates the two gradients instead of filling zeros.
-    const [scaled, direct] = split(both, [d, d], 1) as [Tensor, Tensor];
-    release(both);
-    const z = addcmul(direct, scaled, rhoMap);
-    release(scaled, direct, rhoMap);
-    const rowSumsMap = rowSums.view([1, d, 1, 1]);
-    const shiftMap = shift.view([1, d, 1, 1]);
-    z.addcmul_(negMuRhoMap, rowSumsMap).add_(shiftMap);
-    release(negMuRhoMap, rowSums, shift, rowSumsMap, shiftMap);
+    const z = monaFoldedProject(xMap, wcat, rowSums, shift, stats.meanMap, stats.varMap, norm.eps);
+    release(xMap, wcat, rowSums, shift, stats.meanMap, stats.varMap);
     return z;
   }
 

@@ -25,6 +25,16 @@ export interface CpuMemoryStats {
   misses: number;
 }
 
+/** One operator's totals from libtorch's profiler (native/src/profiler.cc). */
+export interface OpProfile {
+  name: string;
+  /** Time inside the operator, excluding operators it called. */
+  selfUs: number;
+  /** Time inside the operator, including operators it called. */
+  totalUs: number;
+  count: number;
+}
+
 export interface NativeAddon {
   fromBytes(data: ArrayBufferView, dtype: number, shape: readonly number[]): Handle;
   toBytes(h: Handle): ArrayBuffer;
@@ -50,6 +60,8 @@ export interface NativeAddon {
   stats(resetPeak?: boolean): { liveHandles: number; peakHandles: number; externalBytes: number };
   cpuMemoryStats(): CpuMemoryStats;
   emptyCpuCache(): void;
+  profilerStart(withShapes?: boolean): void;
+  profilerStop(): OpProfile[];
   resetPeakCpuMemory(): void;
   buildInfo(): { cuda: boolean; parallel: string; config: string };
   resolveOp(name: string, overload: string): OpInfo;

@@ -1,7 +1,7 @@
 // Process-wide engine settings: threads, seeds, grad mode, build facts, live-handle counts.
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { native, type CpuMemoryStats } from './native.js';
+import { native, type CpuMemoryStats, type OpProfile } from './native.js';
 
 /** Sets libtorch's intra-op thread count (it defaults to 1 on some machines). */
 export function setNumThreads(n: number): void {
@@ -104,3 +104,22 @@ export function defaultThreadCount(): number {
 }
 
 setNumThreads(defaultThreadCount());
+
+/**
+ * Runs `fn` under libtorch's operator profiler and returns its result with per-operator totals,
+ * largest self time first (autograd's backward nodes appear as e.g. "ConvolutionBackward0", native
+ * ops by their aten/deltatune names); `shapes` keys them by name and input shapes. A development
+ * aid: profiling slows small operators down.
+ */
+export function profileOps<T>(fn: () => T, options: { shapes?: boolean } = {}): { result: T; ops: OpProfile[] } {
+  native.profilerStart(options.shapes ?? false);
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    native.profilerStop();
+    throw err;
+  }
+  const ops = native.profilerStop();
+  return { result, ops: ops.sort((a, b) => b.selfUs - a.selfUs) };
+}

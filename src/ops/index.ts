@@ -12,3 +12,4 @@ export * from './norm.js';
 export * from './loss.js';
 export * from './resize.js';
 export * from './init.js';
+export * from './fused.js';

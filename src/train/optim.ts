@@ -1,6 +1,7 @@
 // Optimizers with PyTorch's update rules (torch.optim.AdamW / SGD, single-tensor form), built on
 // in-place ops under noGrad so parameters stay the same leaf tensors.
 import { Tensor, noGrad, tidy, keep } from '../engine/index.js';
+import { callOp } from '../engine/tensor.js';
 import { zerosLike } from '../ops/creation.js';
 
 export interface ParamGroup {
@@ -115,22 +116,72 @@ export class AdamW extends Optimizer {
     if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new RangeError(`AdamW: betas must be in [0, 1), got [${this.betas.join(', ')}]`);
   }
 
-  protected update(p: Tensor, grad: Tensor, lr: number, group: ParamGroup): void {
-    const [beta1, beta2] = this.betas;
+  /**
+   * One update of every parameter with a gradient, as torch.optim.AdamW(foreach=True): the same
+   * arithmetic as `update`, but each step of it runs over all of a group's tensors in one native
+   * call (aten::_foreach_*), not one call per tensor — Mona on ResNet-50 trains 258 small tensors,
+   * where per-tensor calls cost ~20 ms a step and the foreach form ~5.
+   */
+  override step(): void {
+    noGrad(() => {
+      for (const group of this.groups) {
+        const lr = group.lr ?? this.lr;
+        const wd = group.weightDecay ?? this.weightDecay;
+        // Tensors that share a step count share the bias corrections: one foreach call per count.
+        const byStep = new Map<number, { params: Tensor[]; grads: Tensor[]; avgs: Tensor[]; squares: Tensor[] }>();
+        for (const p of group.params) {
+          const grad = p.grad;
+          if (grad === null) continue;
+          const s = this.#stateOf(p);
+          s.step += 1;
+          let bucket = byStep.get(s.step);
+          if (!bucket) byStep.set(s.step, (bucket = { params: [], grads: [], avgs: [], squares: [] }));
+          bucket.params.push(p);
+          bucket.grads.push(grad);
+          bucket.avgs.push(s.expAvg);
+          bucket.squares.push(s.expAvgSq);
+        }
+        for (const [step, b] of byStep) {
+          try {
+            tidy(() => this.#apply(b.params, b.grads, b.avgs, b.squares, step, lr, wd));
+          } finally {
+            for (const g of b.grads) g.dispose();
+          }
+        }
+      }
+    });
+  }
+
+  #stateOf(p: Tensor): AdamState {
     let s = this.state.get(p);
     if (!s) {
       s = { step: 0, expAvg: keep(zerosLike(p)), expAvgSq: keep(zerosLike(p)) };
       this.state.set(p, s);
     }
+    return s;
+  }
+
+  /** The update of tensors that share a step count, each stage one native call over the lists. */
+  #apply(params: Tensor[], grads: Tensor[], avgs: Tensor[], squares: Tensor[], step: number, lr: number, wd: number): void {
+    const [beta1, beta2] = this.betas;
+    if (wd !== 0) callOp('aten::_foreach_mul_.Scalar', [params, 1 - lr * wd]);
+    callOp('aten::_foreach_mul_.Scalar', [avgs, beta1]);
+    callOp('aten::_foreach_add_.List', [avgs, grads, 1 - beta1]);
+    callOp('aten::_foreach_mul_.Scalar', [squares, beta2]);
+    callOp('aten::_foreach_addcmul_.Scalar', [squares, grads, grads, 1 - beta2]);
+    const biasCorrection1 = 1 - beta1 ** step;
+    const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** step);
+    const denoms = callOp('aten::_foreach_sqrt', [squares]) as Tensor[];
+    callOp('aten::_foreach_div_.Scalar', [denoms, biasCorrection2Sqrt]);
+    callOp('aten::_foreach_add_.Scalar', [denoms, this.eps]);
+    callOp('aten::_foreach_addcdiv_.Scalar', [params, avgs, denoms, -lr / biasCorrection1]);
+  }
+
+  /** One tensor's update (step() batches the same arithmetic over a group's tensors). */
+  protected update(p: Tensor, grad: Tensor, lr: number, group: ParamGroup): void {
+    const s = this.#stateOf(p);
     s.step += 1;
-    const wd = group.weightDecay ?? this.weightDecay;
-    if (wd !== 0) p.mul_(1 - lr * wd);
-    s.expAvg.mul_(beta1).add_(grad, 1 - beta1);
-    s.expAvgSq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-    const biasCorrection1 = 1 - beta1 ** s.step;
-    const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** s.step);
-    const denom = s.expAvgSq.sqrt().div_(biasCorrection2Sqrt).add_(this.eps);
-    p.addcdiv_(s.expAvg, denom, -lr / biasCorrection1);
+    this.#apply([p], [grad], [s.expAvg], [s.expAvgSq], s.step, lr, group.weightDecay ?? this.weightDecay);
   }
 
   stateDict(): { tensors: Map<string, Tensor>; steps: Record<string, number> } {

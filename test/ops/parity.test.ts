@@ -701,6 +701,36 @@ test('dropout: identity when p = 0 or not training; p = 0.5 zeroes about half an
   assert.throws(() => dt.dropout(x, -0.1), RangeError);
 }));
 
+test('dropout on a large channels-last map: parallel chunks, the right fraction, seeded, layout kept', leakFree(() => {
+  // [4,16,64,65] = 266,240 elements: several 65,536-element chunks, each from its own generator.
+  const x = dt.ones([4, 16, 64, 65]).contiguous('channelsLast');
+  dt.manualSeed(11);
+  const a = dt.dropout(x, 0.1);
+  dt.manualSeed(11);
+  const b = dt.dropout(x, 0.1);
+  dt.manualSeed(12);
+  const c = dt.dropout(x, 0.1);
+  assert.ok(a.isContiguous('channelsLast'), 'the output keeps the input layout');
+  const av = a.toNumbers();
+  const scale = 1 / 0.9;
+  let kept = 0;
+  av.forEach((v, k) => {
+    if (v !== 0) {
+      kept++;
+      assert.ok(Math.abs(v - scale) < 1e-6, `element ${k}: ${v} is neither 0 nor 1/(1−p)`);
+    }
+  });
+  const fraction = kept / av.length;
+  assert.ok(Math.abs(fraction - 0.9) < 0.005, `kept fraction ${fraction}`);
+  assert.deepEqual(b.toNumbers(), av, 'the same seed gives the same mask');
+  assert.notDeepEqual(c.toNumbers(), av, 'another seed gives another mask');
+  // Chunks draw from different generators: the first two 65,536-element blocks of memory differ.
+  const flat = a.permute([0, 2, 3, 1]).contiguous().view([-1]);
+  const first = flat.narrow(0, 0, 65536).toNumbers();
+  const second = flat.narrow(0, 65536, 65536).toNumbers();
+  assert.notDeepEqual(first, second, 'chunks are not copies of one stream');
+}));
+
 test('in-place ops return their receiver; initialisers work on leaves that require grad', leakFree(() => {
   const x = dt.zeros([2, 3]);
   assert.equal(x.add_(1), x);
