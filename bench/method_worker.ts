@@ -1,51 +1,80 @@
-// One configuration of `npm run bench:methods` in its own process, so its peak memory is its own:
-// builds the model, applies the method, runs warm-up and timed AdamW steps, prints one JSON line.
+// Worker of `npm run bench:methods`, in one of two modes:
+//   memory <model> <method> [optionsJson]  one configuration alone in this process (so its peak
+//       resident memory is its own): warm-up and timed AdamW steps; prints one JSON line.
+//   time <model> <configsJson> [rounds]  every configuration built side by side in this process,
+//       then rounds of one training step each, alternating the order, so drift in machine speed
+//       hits all of them alike; prints one JSON line with every step time.
+// Both use channels-last weights and input (oneDNN's faster layout, for full fine-tuning and the
+// methods alike) and batch 8 at 224×224, unless the options say otherwise.
 import { AdamW, applyDelta, crossEntropy, keep, manualSeed, peakRssMiB, randint, randn, tidy, noGrad, type Tensor } from '../src/index.js';
 import { createModel } from '../src/models/index.js';
 
-const [modelName, method, optionsJson = '{}'] = process.argv.slice(2);
-const options = JSON.parse(optionsJson) as Record<string, unknown> & { channelsLast?: boolean; steps?: number; batch?: number };
-const { channelsLast = false, steps = 3, batch = 8, ...deltaOptions } = options;
+interface Config { method: string; options?: Record<string, unknown> }
 
-manualSeed(0);
-const model = createModel(modelName!);
-const delta = applyDelta(model, { method: method!, numClasses: 10, ...deltaOptions });
-if (channelsLast) {
-  // Weights and input in NHWC: oneDNN's preferred layout for convolutions.
-  noGrad(() => {
-    for (const t of [...model.parameters(), ...model.buffers()]) {
-      if (t.ndim !== 4) continue;
-      const cl = t.contiguous('channelsLast');
-      if (cl !== t) {
-        t.setData(cl);
-        cl.dispose();
+function build(modelName: string, config: Config, x: Tensor, y: Tensor) {
+  const { channelsLast = true, ...deltaOptions } = (config.options ?? {}) as Record<string, unknown> & { channelsLast?: boolean };
+  manualSeed(0);
+  const model = createModel(modelName);
+  const delta = applyDelta(model, { method: config.method, numClasses: 10, ...deltaOptions });
+  if (channelsLast) {
+    noGrad(() => {
+      for (const t of [...model.parameters(), ...model.buffers()]) {
+        if (t.ndim !== 4) continue;
+        const cl = t.contiguous('channelsLast');
+        if (cl !== t) {
+          t.setData(cl);
+          cl.dispose();
+        }
       }
-    }
-  });
+    });
+  }
+  const opt = new AdamW(delta.trainableParameters(), { lr: 1e-4 });
+  model.train();
+  const input = channelsLast ? x : x.contiguous();
+  const step = () =>
+    tidy(() => {
+      opt.zeroGrad();
+      crossEntropy(model.call(input), y).backward();
+      opt.step();
+    });
+  return { step, summary: delta.summary() };
 }
-const opt = new AdamW(delta.trainableParameters(), { lr: 1e-4 });
-let x: Tensor = keep(randn([batch, 3, 224, 224]));
-if (channelsLast) x = keep(x.contiguous('channelsLast'));
-const y = keep(randint(0, 10, [batch]));
-model.train();
-const step = () =>
-  tidy(() => {
-    opt.zeroGrad();
-    crossEntropy(model.call(x), y).backward();
-    opt.step();
-  });
-step();
-step();
-const times: number[] = [];
-for (let i = 0; i < steps; i++) {
-  const t0 = performance.now();
+
+const [mode, modelName, ...rest] = process.argv.slice(2);
+const x = keep(randn([8, 3, 224, 224]).contiguous('channelsLast'));
+const y = keep(randint(0, 10, [8]));
+
+if (mode === 'memory') {
+  const [method, optionsJson = '{}'] = rest;
+  const { step, summary } = build(modelName!, { method: method!, options: JSON.parse(optionsJson) }, x, y);
   step();
-  times.push(performance.now() - t0);
+  step();
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    step();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  console.log(JSON.stringify({ msPerStep: times[1], peakRssMiB: peakRssMiB(), trainablePct: summary.percent, trainable: summary.trainable, deltaBytes: summary.bytes }));
+} else if (mode === 'time') {
+  const [configsJson, roundsArg = '5'] = rest;
+  const configs = JSON.parse(configsJson!) as Config[];
+  const built = configs.map((c) => build(modelName!, c, x, y));
+  for (const b of built) {
+    b.step();
+    b.step();
+  }
+  const times = configs.map(() => [] as number[]);
+  for (let r = 0; r < Number(roundsArg); r++) {
+    const order = r % 2 ? [...built.keys()].reverse() : [...built.keys()];
+    for (const i of order) {
+      const t0 = performance.now();
+      built[i]!.step();
+      times[i]!.push(performance.now() - t0);
+    }
+  }
+  console.log(JSON.stringify({ times }));
+} else {
+  throw new Error(`method_worker: mode must be 'memory' or 'time', got '${String(mode)}'`);
 }
-times.sort((a, b) => a - b);
-const s = delta.summary();
-console.log(JSON.stringify({
-  model: modelName, method, options: deltaOptions, channelsLast,
-  msPerStep: times[times.length >> 1], peakRssMiB: peakRssMiB(),
-  trainablePct: s.percent, trainable: s.trainable, deltaBytes: s.bytes,
-}));

@@ -39,10 +39,15 @@ at::Tensor depthwiseWeightGrad(const at::Tensor& grad, const at::Tensor& input, 
   at::Tensor weightGrad = at::empty({channels, 1, kh, kw}, input.options());
   const auto format = formatOf(input);
   const int64_t centre = (kw - 1) / 2;
-  for (int64_t first = 0; first < kw; first += 3) {
-    const int64_t start = std::min(first, kw - 3);  // the last band may overlap the previous one
-    // Columns start..start+2 of the kernel see input columns w + start − centre + (0..2): give the
-    // band exactly those (W + 2 columns, zero outside the input; negative padding crops), unpadded.
+  // The centre band (columns centre−1..centre+1) is an ordinary 3-wide 'same' conv of the input.
+  weightGrad.narrow(3, centre - 1, 3).copy_(bandGrad(input, 3, 1));
+  // Bands outward from it (the outermost may overlap its neighbour): columns start..start+2 see
+  // input columns w + start − centre + (0..2), so each gets exactly those (W + 2 columns, zero
+  // outside the input; negative padding crops) and no padding of its own.
+  std::vector<int64_t> starts;
+  for (int64_t s = centre - 4; s > -3; s -= 3) starts.push_back(std::max<int64_t>(s, 0));
+  for (int64_t s = centre + 2; s < kw; s += 3) starts.push_back(std::min(s, kw - 3));
+  for (const int64_t start : starts) {
     const at::Tensor window = at::constant_pad_nd(input, {centre - start, start + 2 - centre}).contiguous(format);
     weightGrad.narrow(3, start, 3).copy_(bandGrad(window, 3, 0));
   }
@@ -129,7 +134,11 @@ struct MonaFoldedProject : public torch::autograd::Function<MonaFoldedProject> {
     const at::Tensor gz = grads[0].contiguous(formatOf(x));
     at::Tensor xGrad, wGrad, rGrad, cGrad;
     if (ctx->needs_input_grad(0) || ctx->needs_input_grad(1)) {
-      const at::Tensor stacked = at::cat({gz * rho, gz}, 1);
+      // [ρ·gz; gz] written straight into one buffer (no separate product and concatenation).
+      at::Tensor stacked = at::empty({gz.size(0), 2 * d, gz.size(2), gz.size(3)}, gz.options().memory_format(formatOf(x)));
+      at::Tensor scaled = stacked.narrow(1, 0, d);
+      at::mul_out(scaled, gz, rho);
+      stacked.narrow(1, d, d).copy_(gz);
       auto result = at::convolution_backward(stacked, x, wcat, c10::nullopt, {1, 1}, {0, 0}, {1, 1}, false, {0, 0}, 1,
                                              {ctx->needs_input_grad(0), ctx->needs_input_grad(1), false});
       xGrad = std::get<0>(result);

@@ -15,8 +15,11 @@ export interface MonaConfig {
   dropout: number;
   /** Merged-kernel fast path (identical math); the default is the faster one here. */
   merged: boolean;
-  /** Fold the scaled LayerNorm into project1: less memory, a little more time (identical math). */
-  foldNorm: boolean;
+  /**
+   * Fold the scaled LayerNorm into project1 (identical math): null = the module form's default
+   * (folded on CNN maps, where it is as fast and keeps less; literal on tokens, where it is faster).
+   */
+  foldNorm: boolean | null;
   /** Stage indices that get modules (all by default). */
   stages: number[] | null;
 }
@@ -43,12 +46,13 @@ registerMethod<MonaConfig>({
       scaledNorm: raw.scaledNorm === undefined ? true : check.boolean(raw.scaledNorm, 'scaledNorm', 'mona'),
       dropout: raw.dropout === undefined ? 0.1 : check.number(raw.dropout, 'dropout', 'mona', 0, 0.999),
       merged: raw.merged === undefined ? MONA_DEFAULT_MERGED : check.boolean(raw.merged, 'merged', 'mona'),
-      foldNorm: raw.foldNorm === undefined ? false : check.boolean(raw.foldNorm, 'foldNorm', 'mona'),
+      foldNorm: raw.foldNorm === undefined || raw.foldNorm === null ? null : check.boolean(raw.foldNorm, 'foldNorm', 'mona'),
       stages,
     };
   },
   install(model: VisionModel, config, b) {
-    const { stages: _stages, ...options } = config;
+    const { stages: _stages, foldNorm, ...rest } = config;
+    const options = { ...rest, ...(foldNorm === null ? {} : { foldNorm }) };
     for (const blk of model.blocks()) {
       if (config.stages && !config.stages.includes(blk.stage)) continue;
       if (blk.layout === 'nchw') {

@@ -226,6 +226,13 @@ test('initialisation follows the spec', () => {
   assert.deepEqual(m.adapter_conv.kernels, [3, 5, 7]);
   assert.equal(m.hidden, 64);
   m.dispose();
+  // The folded LayerNorm is the map form's default (as fast there, less memory), not the token form's.
+  const [map, seq] = [new MonaMap(8), new Mona(8)];
+  assert.equal(map.foldNorm, true, 'MonaMap folds by default');
+  assert.equal(seq.foldNorm, false, 'Mona (tokens) does not fold by default');
+  assert.equal(new MonaMap(8, { foldNorm: false }).foldNorm, false, 'an explicit choice wins');
+  map.dispose();
+  seq.dispose();
 });
 
 test('parameter count: 133·C + 9728 per module (d = 64, K = [3,5,7]), both forms; Swin-L totals 5,267,712', () => {
