@@ -60,21 +60,30 @@ if (mode === 'memory') {
 } else if (mode === 'time') {
   const [configsJson, roundsArg = '5'] = rest;
   const configs = JSON.parse(configsJson!) as Config[];
-  const built = configs.map((c) => build(modelName!, c, x, y));
-  for (const b of built) {
-    b.step();
-    b.step();
+  // A method that does not apply to this model (e.g. adapter on a CNN) is reported, not timed.
+  const errors: (string | null)[] = configs.map(() => null);
+  const built = configs.map((c, i) => {
+    try {
+      return build(modelName!, c, x, y);
+    } catch (err) {
+      errors[i] = (err as Error).message;
+      return null;
+    }
+  });
+  const live = [...built.keys()].filter((i) => built[i]);
+  for (const i of live) {
+    built[i]!.step();
+    built[i]!.step();
   }
   const times = configs.map(() => [] as number[]);
   for (let r = 0; r < Number(roundsArg); r++) {
-    const order = r % 2 ? [...built.keys()].reverse() : [...built.keys()];
-    for (const i of order) {
+    for (const i of r % 2 ? [...live].reverse() : live) {
       const t0 = performance.now();
       built[i]!.step();
       times[i]!.push(performance.now() - t0);
     }
   }
-  console.log(JSON.stringify({ times }));
+  console.log(JSON.stringify({ times, errors }));
 } else {
   throw new Error(`method_worker: mode must be 'memory' or 'time', got '${String(mode)}'`);
 }

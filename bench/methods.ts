@@ -53,9 +53,10 @@ for (const model of MODELS) {
       : { label: 'mona, literal LayerNorm', method: 'mona', options: { foldNorm: false } },
     ...METHODS.map((m) => ({ label: m, method: m })),
   ];
-  const timed = worker<{ times: number[][] }>(['time', model, JSON.stringify(configs.map(({ method, options }) => ({ method, options }))), String(ROUNDS)]);
+  const timed = worker<{ times: number[][]; errors: (string | null)[] }>(['time', model, JSON.stringify(configs.map(({ method, options }) => ({ method, options }))), String(ROUNDS)]);
   if (!timed) process.exit(1);
-  const memory = configs.map((c) => worker<Memory>(['memory', model, c.method, JSON.stringify(c.options ?? {})]));
+  timed.errors.forEach((e, i) => e && console.log(`  ${model} ${configs[i]!.label}: ${e.split('\n')[0]!.slice(0, 160)}`));
+  const memory = configs.map((c, i) => (timed.errors[i] ? null : worker<Memory>(['memory', model, c.method, JSON.stringify(c.options ?? {})])));
   const fullTimes = timed.times[0]!;
   const fullMem = memory[0];
   console.log('');
@@ -63,6 +64,7 @@ for (const model of MODELS) {
   console.log('| method | trainable % | delta size | ms/step | vs full (quartiles) | peak MiB | vs full |');
   console.log('|---|---|---|---|---|---|---|');
   configs.forEach((c, i) => {
+    if (timed.errors[i]) return;
     const r = ratio(timed.times[i]!, fullTimes);
     const m = memory[i];
     const mem = m && fullMem ? m.peakRssMiB / fullMem.peakRssMiB : NaN;
