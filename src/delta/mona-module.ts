@@ -85,9 +85,11 @@ export interface MonaOptions extends MonaOpOptions {
   /**
    * Fold the scaled LayerNorm into project1 (see MonaBase.foldedProject1; same math): the C-wide
    * LayerNorm output is neither made nor kept, at the price of a 2d-wide instead of d-wide first
-   * projection. Default: true for MonaMap (ResNet-50 at 224, batch 8: 0.87× the training peak of
-   * the literal form, same time), false for Mona (Swin-T: folded steps ~12% slower, as its first
-   * stage has C = 96 < 2d channels).
+   * projection, so it pays where C is large against d. Default: for MonaMap, true when C ≥ 4d
+   * (ResNet-50 at 224, batch 8, channels-last: 0.87× the training peak of the literal form at the
+   * same time; NCHW: a layer-1 module 121 vs 172 ms), false below (MobileNetV2's 16–320 channels,
+   * NCHW, batch 32 at 160 px: folded modules 1.3–1.8× slower); for Mona (tokens) false (Swin-T:
+   * folded steps ~3–12% slower, its first stage has C = 96 < 2d).
    */
   foldNorm?: boolean;
 }
@@ -502,7 +504,7 @@ function resolveGrid(hw: readonly [number, number] | undefined, n: number, skip:
  */
 export class MonaMap extends MonaBase<[x: Tensor]> {
   constructor(channels: number, options: MonaOptions = {}) {
-    super(channels, options, 'MonaMap', true);
+    super(channels, options, 'MonaMap', channels >= 4 * (options.hidden ?? MONA_DEFAULT_HIDDEN));
   }
 
   forward(x: Tensor): Tensor {

@@ -17,7 +17,8 @@ export interface MonaConfig {
   merged: boolean;
   /**
    * Fold the scaled LayerNorm into project1 (identical math): null = the module form's default
-   * (folded on CNN maps, where it is as fast and keeps less; literal on tokens, where it is faster).
+   * (folded on CNN maps with C ≥ 4·hidden, where it is as fast and keeps less; literal on thinner
+   * maps and on tokens, where it is faster).
    */
   foldNorm: boolean | null;
   /** Stage indices that get modules (all by default). */

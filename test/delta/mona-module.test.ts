@@ -226,13 +226,11 @@ test('initialisation follows the spec', () => {
   assert.deepEqual(m.adapter_conv.kernels, [3, 5, 7]);
   assert.equal(m.hidden, 64);
   m.dispose();
-  // The folded LayerNorm is the map form's default (as fast there, less memory), not the token form's.
-  const [map, seq] = [new MonaMap(8), new Mona(8)];
-  assert.equal(map.foldNorm, true, 'MonaMap folds by default');
-  assert.equal(seq.foldNorm, false, 'Mona (tokens) does not fold by default');
-  assert.equal(new MonaMap(8, { foldNorm: false }).foldNorm, false, 'an explicit choice wins');
-  map.dispose();
-  seq.dispose();
+  // The folded LayerNorm is the map form's default where C ≥ 4·hidden (as fast there, less memory),
+  // not on thin maps nor in the token form.
+  const mods = [new MonaMap(256), new MonaMap(255), new MonaMap(64, { hidden: 16 }), new Mona(512), new MonaMap(8, { foldNorm: true }), new MonaMap(512, { foldNorm: false })];
+  assert.deepEqual(mods.map((m) => m.foldNorm), [true, false, true, false, true, false]);
+  mods.forEach((m) => m.dispose());
 });
 
 test('parameter count: 133·C + 9728 per module (d = 64, K = [3,5,7]), both forms; Swin-L totals 5,267,712', () => {
