@@ -1,6 +1,6 @@
 // Worker of `npm run bench:methods`, in one of two modes:
 //   memory <model> <method> [optionsJson]  one configuration alone in this process (so its peak
-//       resident memory is its own): warm-up and timed AdamW steps; prints one JSON line.
+//       resident memory is its own): five AdamW steps; prints one JSON line.
 //   time <model> <configsJson> [rounds]  every configuration built side by side in this process,
 //       then rounds of one training step each, alternating the order, so drift in machine speed
 //       hits all of them alike; prints one JSON line with every step time.
@@ -47,16 +47,8 @@ const y = keep(randint(0, 10, [8]));
 if (mode === 'memory') {
   const [method, optionsJson = '{}'] = rest;
   const { step, summary } = build(modelName!, { method: method!, options: JSON.parse(optionsJson) }, x, y);
-  step();
-  step();
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    step();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ msPerStep: times[1], peakRssMiB: peakRssMiB(), trainablePct: summary.percent, trainable: summary.trainable, deltaBytes: summary.bytes }));
+  for (let i = 0; i < 5; i++) step();
+  console.log(JSON.stringify({ peakRssMiB: peakRssMiB(), trainablePct: summary.percent, trainable: summary.trainable, deltaBytes: summary.bytes }));
 } else if (mode === 'time') {
   const [configsJson, roundsArg = '5'] = rest;
   const configs = JSON.parse(configsJson!) as Config[];

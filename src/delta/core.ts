@@ -506,7 +506,6 @@ export const check = {
   },
 };
 
-
 /**
  * The folded weight in the input's memory format, converted once and kept: oneDNN otherwise
  * reorders a weight whose layout differs from the input's on every call, forward and backward

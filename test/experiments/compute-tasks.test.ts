@@ -10,8 +10,8 @@ test('compute study, clothing task: full, Mona defaults and cached variants with
   const study = await computeStudy('clothing', 5, '/nonexistent-unused');
   assert.equal(study.base.model, 'mobilenet_v2');
   assert.equal(study.base.epochs, 5);
-  const full = study.variants.find((v) => v.label === 'full');
-  assert.ok(full, 'full fine-tuning is a variant');
+  const full = study.full;
+  assert.ok(study.variants.includes(full), 'full fine-tuning is a variant');
   assert.deepEqual(full.methodOptions, { trainBatchNormStats: false });
   assert.equal(full.overrides?.lr, 1e-4);
   for (const v of study.variants.filter((x) => x.overrides?.cacheFrozenPrefix)) {
