@@ -61,6 +61,12 @@ export function choice<T extends string>(p: Parsed, name: string, choices: reado
   return raw as T;
 }
 
+/** `--memory-format auto|channels-last|contiguous` as TuneOptions.channelsLast (undefined: the model's default). */
+export function memoryFormat(p: Parsed, help: string): boolean | undefined {
+  const format = choice(p, 'memory-format', ['auto', 'channels-last', 'contiguous'] as const, help);
+  return format === undefined || format === 'auto' ? undefined : format === 'channels-last';
+}
+
 /** `--opt key=value` pairs: numbers, booleans, and comma lists of numbers become typed values. */
 export function keyValues(p: Parsed, name: string, help: string): Record<string, unknown> {
   const raw = p.values[name];

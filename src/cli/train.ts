@@ -4,7 +4,7 @@ import { listModels } from '../models/index.js';
 import { runOptions, tune, type TuneOptions } from '../train/tune.js';
 import { describeEpoch, type ProgressMode } from '../train/progress.js';
 import { UsageError } from './errors.js';
-import { choice, drop, keyValues, num, parse, required, str } from './args.js';
+import { choice, drop, keyValues, memoryFormat, num, parse, required, str } from './args.js';
 
 export const trainHelp = `Usage: deltatune train --model NAME --data DATA [options]
        deltatune train --resume RUN_DIR
@@ -32,6 +32,8 @@ Data:
   --cache-frozen-prefix   compute the layers before the first one the method trains once per image
                           and train only the rest (needs no random augmentation; resnet, mobilenet_v2,
                           convnext); e.g. with --method fixed, or mona/lora limited to late stages
+  --memory-format auto|channels-last|contiguous  weight and batch layout; auto (default) trains CNNs
+                          channels-last (NHWC, faster oneDNN convolutions) and transformers contiguous
 Training:
   --epochs N (default 10)  --batch N (default 32)  --lr F (default 1e-3)  --seed N (default 0)
   --optimizer adamw|sgd (default adamw)  --weight-decay F (adamw 0.05, sgd 0)  --momentum F (0.9)
@@ -54,6 +56,7 @@ const flags = {
   'label-smoothing': { type: 'string' }, 'clip-grad': { type: 'string' }, accumulate: { type: 'string' }, patience: { type: 'string' },
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
   quiet: { type: 'boolean' }, json: { type: 'boolean' }, 'cache-frozen-prefix': { type: 'boolean' },
+  'memory-format': { type: 'string' },
 } as const;
 
 export async function runTrain(argv: string[]): Promise<void> {
@@ -101,6 +104,7 @@ export async function runTrain(argv: string[]): Promise<void> {
       patience: num(p, 'patience', h, { integer: true, min: 0 }),
       checkpointEvery: num(p, 'checkpoint-every', h, { integer: true, min: 1 }),
       cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
+      channelsLast: memoryFormat(p, h),
       out: str(p, 'out') ?? `runs/${model}-${method}`,
       progress: mode,
     });

@@ -212,6 +212,23 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     return this;
   }
 
+  /**
+   * Lays out every 4-D parameter and buffer in `format`, in place (PyTorch's
+   * `module.to(memory_format=...)`): with 'channelsLast' weights and NHWC input, oneDNN runs its
+   * convolutions without reordering either. Values, shapes and names are unchanged.
+   */
+  toMemoryFormat(format: 'channelsLast' | 'contiguous'): this {
+    noGrad(() => {
+      for (const t of [...this.parameters(), ...this.buffers()]) {
+        if (t.ndim !== 4 || t.isContiguous(format)) continue;
+        const relaid = t.contiguous(format);
+        t.setData(relaid);
+        relaid.dispose();
+      }
+    });
+    return this;
+  }
+
   // --- state ------------------------------------------------------------------------------
 
   /** Parameters and persistent buffers by dotted name (the tensors themselves, not copies). */

@@ -29,6 +29,7 @@ class CachedSource implements BatchSource {
     private readonly labels: Tensor,
     /** Row of each dataset index in `features`, or -1 for an image that could not be decoded. */
     private readonly rowOf: Int32Array,
+    private readonly channelsLast: boolean,
   ) {
     this.batchesPerEpoch = loader.batchesPerEpoch;
   }
@@ -41,7 +42,8 @@ class CachedSource implements BatchSource {
       const [images, labels] = noGrad(() =>
         tidy(() => {
           const index = tensor(new BigInt64Array(rows.map(BigInt)));
-          return [keep(this.features.indexSelect(0, index)), keep(this.labels.indexSelect(0, index))] as const;
+          const rowsOut = this.features.indexSelect(0, index);
+          return [keep(this.channelsLast ? rowsOut.contiguous('channelsLast') : rowsOut), keep(this.labels.indexSelect(0, index))] as const;
         }),
       );
       yield { images, labels, dispose: () => (images.dispose(), labels.dispose()) };
@@ -79,7 +81,9 @@ export class PrefixCache {
     this.info = info;
   }
 
-  static async build(delta: Delta, train: DataLoader, val: DataLoader | null): Promise<PrefixCache> {
+  /** `channelsLast`: the model and the loaders' batches are channels-last; the cached batches will be too. */
+  static async build(delta: Delta, train: DataLoader, val: DataLoader | null, options: { channelsLast?: boolean } = {}): Promise<PrefixCache> {
+    const channelsLast = options.channelsLast ?? false;
     if (train.randomised) {
       throw new Error('the frozen prefix can only be cached when training images are the same every epoch: turn off random augmentation (--augment none) and mixup/cutmix');
     }
@@ -116,7 +120,7 @@ export class PrefixCache {
         const labels = keep(tensor(new BigInt64Array(order.map((i) => BigInt(loader.dataset.label(i))))));
         tensors.push(features, labels);
         featureShape = features.shape.slice(1);
-        sources.push(new CachedSource(loader, features, labels, rowOf));
+        sources.push(new CachedSource(loader, features, labels, rowOf, channelsLast));
       }
     } catch (err) {
       tensors.forEach((t) => t.dispose());

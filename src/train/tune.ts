@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { manualSeed, noGrad } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
-import { createModel, listModels } from '../models/index.js';
+import { createModel, listModels, modelConfig } from '../models/index.js';
 import type { VisionModel } from '../models/base.js';
 import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary } from '../delta/index.js';
 import {
@@ -34,6 +34,8 @@ export interface DataOptions {
   onBadImage?: 'skip' | 'fail';
   /** Images decoded at once. */
   workers?: number;
+  /** Deliver batches in channels-last layout (NHWC strides); see TuneOptions.channelsLast. */
+  channelsLast?: boolean;
 }
 
 export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
@@ -50,6 +52,20 @@ export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig'
    * epochs (no random augmentation or mixing); CNN families only.
    */
   cacheFrozenPrefix?: boolean;
+  /**
+   * Train in channels-last layout: 4-D weights and image batches with NHWC strides, which oneDNN
+   * convolves without reordering (MobileNetV2 full fine-tuning ~1.25× faster per step). Default:
+   * on for the CNN families (resnet, mobilenet_v2, convnext), off for transformers, where only the
+   * patch embedding is a convolution. Results match NCHW to float rounding.
+   */
+  channelsLast?: boolean;
+}
+
+const CHANNELS_LAST_FAMILIES = new Set(['resnet', 'mobilenet_v2', 'convnext']);
+
+/** Whether a run trains channels-last: the option if given, else on for CNN families. */
+export function usesChannelsLast(options: Pick<TuneOptions, 'model' | 'channelsLast'>): boolean {
+  return options.channelsLast ?? CHANNELS_LAST_FAMILIES.has(modelConfig(options.model).family);
 }
 
 const TRAIN_KEYS = [
@@ -139,6 +155,7 @@ export function makeLoaders(
     seed: options.seed ?? 0,
     onBadImage: options.onBadImage ?? 'fail',
     ...(options.workers ? { concurrency: options.workers } : {}),
+    ...(options.channelsLast ? { channelsLast: true } : {}),
     ...(warn ? { onWarning: warn } : {}),
   } as const;
   return {
@@ -186,13 +203,15 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
   const progress = createProgress(options.progress ?? 'auto');
   const split = openData(options);
   const transforms = runTransforms(options, split.arrays);
-  const loaders = makeLoaders(split, options, transforms, (m) => progress.message(`warning: ${m}`));
+  const channelsLast = usesChannelsLast(options);
+  const loaders = makeLoaders(split, { ...options, channelsLast }, transforms, (m) => progress.message(`warning: ${m}`));
   mkdirSync(runDir, { recursive: true });
   const model = prepareBase(options, runDir);
   let delta: Delta | undefined;
   try {
     manualSeed(options.seed ?? 0);
     delta = applyDelta(model, { method: options.method, numClasses: split.classes.length, ...(options.methodOptions ?? {}) });
+    if (channelsLast) model.toMemoryFormat('channelsLast');
     const summary = delta.summary();
     progress.message(
       `${options.method} on ${options.model}: ${summary.trainable.toLocaleString('en-US')} of ${summary.total.toLocaleString('en-US')} parameters train ` +
@@ -200,7 +219,7 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
     );
     let cache: PrefixCache | null = null;
     if (options.cacheFrozenPrefix) {
-      cache = await PrefixCache.build(delta, loaders.train, loaders.val);
+      cache = await PrefixCache.build(delta, loaders.train, loaders.val, { channelsLast });
       const c = cache.info;
       progress.message(
         `cached the frozen prefix (${c.cachedSteps} steps, through ${c.cachedThrough}): features [${c.featureShape.join(', ')}] per image, ` +
