@@ -85,12 +85,22 @@ interface Step {
   detach(): void;
 }
 
+/** A module applied to one model module's output only (DeltaBuilder.addOutputModule). */
+export interface OutputAdapter {
+  /** The module whose output it changes. */
+  path: string;
+  /** The adapter's own dotted name in the model. */
+  module: string;
+  apply: (out: Tensor) => Tensor;
+}
+
 /** What a method's `install` uses to change the model reversibly. */
 export class DeltaBuilder {
   /** @internal */ readonly steps: Step[] = [];
   /** @internal */ readonly added: [string, Module<any, any>][] = [];
   /** @internal */ readonly baseTrainable = new Set<string>();
   /** @internal */ trainBatchNormStats = false;
+  /** @internal */ readonly outputAdapters: OutputAdapter[] = [];
 
   constructor(readonly model: VisionModel) {}
 
@@ -118,6 +128,17 @@ export class DeltaBuilder {
         remove = null;
       },
     });
+  }
+
+  /**
+   * Adds `module` as child `name` of the module at `path` and applies it to that module's output
+   * only (`apply(out)` replaces the output). Declaring it so tells a prefix cache that the owner's
+   * own computation stays frozen: its output before the adapter can be computed once per image.
+   */
+  addOutputModule(path: string, name: string, module: Module<any, any>, apply: (out: Tensor) => Tensor): void {
+    this.addModule(path, name, module);
+    this.addHook(path, (_m, _inputs, out) => apply(out as Tensor));
+    this.outputAdapters.push({ path, module: path ? `${path}.${name}` : name, apply });
   }
 
   /** Marks base parameters as trainable (their values become part of the delta). */
@@ -166,6 +187,7 @@ export class Delta {
   #swap = new Map<string, Tensor>();
   readonly #steps: Step[];
   readonly #added: [string, Module<any, any>][];
+  readonly #outputAdapters: OutputAdapter[];
   readonly #baseTrainable: string[];
   readonly #trainBnStats: boolean;
   /** BatchNorm running statistics this delta owns (when it trains them). */
@@ -183,6 +205,7 @@ export class Delta {
   ) {
     this.#steps = builder.steps;
     this.#added = builder.added;
+    this.#outputAdapters = builder.outputAdapters;
     this.#baseTrainable = [...builder.baseTrainable];
     this.#trainBnStats = builder.trainBatchNormStats;
     this.#bnBuffers = builder.trainBatchNormStats ? batchNormBuffers(model).map(([n]) => n) : [];
@@ -337,6 +360,11 @@ export class Delta {
     for (const t of this.#swap.values()) t.dispose();
     this.#swap.clear();
     if (!this.#spent) this.#head.dispose();
+  }
+
+  /** Modules this delta applies to the output of the module at `path` only, in the order they run. */
+  outputAdaptersOf(path: string): OutputAdapter[] {
+    return this.#outputAdapters.filter((a) => a.path === path);
   }
 
   /** @internal added modules by model-level name */

@@ -58,10 +58,9 @@ registerMethod<MonaConfig>({
       if (config.stages && !config.stages.includes(blk.stage)) continue;
       if (blk.layout === 'nchw') {
         const mona = new MonaMap(blk.channels, options);
-        b.addModule(blk.name, 'mona', mona);
-        b.addHook(blk.name, (_m, _inputs, out) => {
-          const y = mona.call(out as Tensor);
-          if (y !== out) release(out as Tensor);
+        b.addOutputModule(blk.name, 'mona', mona, (out) => {
+          const y = mona.call(out);
+          if (y !== out) release(out);
           return y;
         });
       } else {

@@ -10,15 +10,34 @@ import type { Delta } from '../delta/index.js';
 import type { DataLoader } from '../data/index.js';
 import type { BatchSource, TrainBatch } from './trainer.js';
 
-/** Where the untouched prefix ends: the index of the first feature step the delta trains or extends. */
-export function frozenPrefix(delta: Delta): { steps: [string, Step][]; cut: number } {
+/**
+ * Where the untouched prefix ends: `cut` is the index of the first feature step the delta trains
+ * or extends. When the delta only adapts that step's output (Mona after a block), the step's own
+ * computation is frozen too: `split` then holds it (`frozen`, run without the adapters) and the
+ * adapters (`adapt`), so the cache can go through the step and training starts at its adapters.
+ */
+export function frozenPrefix(delta: Delta): { steps: [string, Step][]; cut: number; split: { frozen: Step; adapt: Step } | null } {
   const model = delta.model;
   const steps = model.featureSteps();
   if (!steps) throw new Error(`${model.config.name}: its backbone is not a plain sequence of steps, so no frozen prefix can be cached (supported: resnet, mobilenet_v2, convnext)`);
   const trained = delta.namedTrainableParameters().map(([n]) => n);
   let cut = steps.findIndex(([name]) => trained.some((p) => p === name || p.startsWith(`${name}.`)));
-  if (cut < 0) cut = steps.length;
-  return { steps, cut };
+  if (cut < 0) return { steps, cut: steps.length, split: null };
+  return { steps, cut, split: splitAtAdapters(delta, steps[cut]!, trained) };
+}
+
+function splitAtAdapters(delta: Delta, [name, step]: [string, Step], trained: string[]): { frozen: Step; adapt: Step } | null {
+  const adapters = delta.outputAdaptersOf(name);
+  if (adapters.length === 0 || typeof step === 'function') return null;
+  // Only when the step runs nothing but those adapters around its own forward, and everything
+  // trained inside it belongs to them.
+  if (step._preHooks.length > 0 || step._hooks.length !== adapters.length) return null;
+  const inside = trained.filter((p) => p.startsWith(`${name}.`));
+  if (!inside.every((p) => adapters.some((a) => p.startsWith(`${a.module}.`)))) return null;
+  return {
+    frozen: (x: Tensor) => step.forward(x),
+    adapt: (out: Tensor) => adapters.reduce((h, a) => a.apply(h), out),
+  };
 }
 
 class CachedSource implements BatchSource {
@@ -87,10 +106,10 @@ export class PrefixCache {
     if (train.randomised) {
       throw new Error('the frozen prefix can only be cached when training images are the same every epoch: turn off random augmentation (--augment none) and mixup/cutmix');
     }
-    const { steps, cut } = frozenPrefix(delta);
-    if (cut === 0) throw new Error(`the '${delta.method}' delta trains the first layer (${steps[0]![0]}), so there is no frozen prefix to cache`);
+    const { steps, cut, split } = frozenPrefix(delta);
+    if (cut === 0 && !split) throw new Error(`the '${delta.method}' delta trains the first layer (${steps[0]![0]}), so there is no frozen prefix to cache`);
     const started = performance.now();
-    const prefix = steps.slice(0, cut).map(([, s]) => s);
+    const prefix = [...steps.slice(0, cut).map(([, s]) => s), ...(split ? [split.frozen] : [])];
     const model = delta.model;
     const wasTraining = model.training;
     model.eval();
@@ -129,13 +148,14 @@ export class PrefixCache {
       model.train(wasTraining);
     }
     const info: PrefixCacheInfo = {
-      cachedSteps: cut,
-      cachedThrough: steps[cut - 1]![0],
+      cachedSteps: prefix.length,
+      cachedThrough: split ? `${steps[cut]![0]} (before its delta modules)` : steps[cut - 1]![0],
       featureShape,
       bytes: tensors.reduce((s, t) => s + t.nbytes, 0),
       seconds: (performance.now() - started) / 1000,
     };
-    return new PrefixCache(delta, steps.slice(cut).map(([, s]) => s), [sources[0]!, sources[1] ?? null], tensors, info);
+    const suffix = split ? [split.adapt, ...steps.slice(cut + 1).map(([, s]) => s)] : steps.slice(cut).map(([, s]) => s);
+    return new PrefixCache(delta, suffix, [sources[0]!, sources[1] ?? null], tensors, info);
   }
 
   /** The model's forward from the cached features on: the remaining steps, then the head. */

@@ -33,17 +33,20 @@ test('featureSteps run in order equal forwardFeatures (resnet, mobilenet_v2, con
 
 test('the frozen prefix ends before the first step the delta trains', () => {
   const model = createModel('resnet18', { numClasses: 3 });
-  const cases: [Record<string, unknown>, string | null][] = [
-    [{ method: 'fixed' }, null],
-    [{ method: 'mona', stages: [3] }, 'layer4.0'],
-    [{ method: 'mona', stages: [2, 3] }, 'layer3.0'],
-    [{ method: 'partial', blocks: 1 }, 'layer4.1'],
-    [{ method: 'bitfit' }, 'bn1'], // ResNet's convolutions have no bias: BatchNorm's is first
+  // [options, first step trained or extended, whether that step's own computation stays frozen]
+  const cases: [Record<string, unknown>, string | null, boolean][] = [
+    [{ method: 'fixed' }, null, false],
+    [{ method: 'mona', stages: [3] }, 'layer4.0', true], // Mona only adapts the block's output
+    [{ method: 'mona', stages: [2, 3] }, 'layer3.0', true],
+    [{ method: 'partial', blocks: 1 }, 'layer4.1', false],
+    [{ method: 'lora', targets: String.raw`layer4\.0\.conv1` }, 'layer4.0', false], // LoRA changes the block's own convolution
+    [{ method: 'bitfit' }, 'bn1', false], // ResNet's convolutions have no bias: BatchNorm's is first
   ];
-  for (const [options, first] of cases) {
+  for (const [options, first, split] of cases) {
     const delta = applyDelta(model, { numClasses: 3, ...options } as unknown as { method: string });
-    const { steps, cut } = frozenPrefix(delta);
-    assert.equal(cut === steps.length ? null : steps[cut]![0], first, JSON.stringify(options));
+    const found = frozenPrefix(delta);
+    assert.equal(found.cut === found.steps.length ? null : found.steps[found.cut]![0], first, JSON.stringify(options));
+    assert.equal(found.split !== null, split, `${JSON.stringify(options)}: split`);
     delta.dispose();
   }
   model.dispose();
