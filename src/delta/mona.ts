@@ -9,7 +9,12 @@ import { check, registerMethod } from './core.js';
 import { MONA_DEFAULT_HIDDEN, MONA_DEFAULT_KERNELS, MONA_DEFAULT_MERGED, Mona, MonaMap, checkKernels } from './mona-module.js';
 
 export interface MonaConfig {
-  hidden: number;
+  /**
+   * The bottleneck width: a number for every module (the paper's 64 by default), or 'capped' for
+   * min(64, channels) per module — on thin maps (MobileNetV2's 16–32-channel stages) a width-64
+   * bottleneck is wider than the block it adapts, at the network's highest resolutions.
+   */
+  hidden: number | 'capped';
   kernels: number[];
   scaledNorm: boolean;
   dropout: number;
@@ -23,13 +28,21 @@ export interface MonaConfig {
   foldNorm: boolean | null;
   /** Stage indices that get modules (all by default). */
   stages: number[] | null;
+  /** Only the last this-many blocks get modules (finer than `stages`; null = no limit). */
+  lastBlocks: number | null;
+}
+
+function monaHidden(value: unknown): number | 'capped' {
+  if (value === undefined) return MONA_DEFAULT_HIDDEN;
+  if (value === 'capped' || (Number.isInteger(value) && (value as number) > 0)) return value as number | 'capped';
+  throw new Error(`mona: 'hidden' must be a positive integer or 'capped' (min(64, channels) per module), got ${JSON.stringify(value)}`);
 }
 
 registerMethod<MonaConfig>({
   name: 'mona',
   description: 'Mona: multi-cognitive visual adapters (multi-scale depthwise convs) after every block',
   configure(raw, model) {
-    check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'foldNorm', 'stages'], 'mona');
+    check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'foldNorm', 'stages', 'lastBlocks'], 'mona');
     // A single stage or kernel (as `--opt stages=3` gives) is a list of one.
     if (typeof raw.stages === 'number') raw = { ...raw, stages: [raw.stages] };
     if (typeof raw.kernels === 'number') raw = { ...raw, kernels: [raw.kernels] };
@@ -42,20 +55,27 @@ registerMethod<MonaConfig>({
       stages = [...(raw.stages as number[])];
     }
     return {
-      hidden: raw.hidden === undefined ? MONA_DEFAULT_HIDDEN : check.positiveInt(raw.hidden, 'hidden', 'mona'),
+      hidden: monaHidden(raw.hidden),
       kernels: raw.kernels === undefined ? [...MONA_DEFAULT_KERNELS] : checkKernels(raw.kernels, 'mona'),
       scaledNorm: raw.scaledNorm === undefined ? true : check.boolean(raw.scaledNorm, 'scaledNorm', 'mona'),
       dropout: raw.dropout === undefined ? 0.1 : check.number(raw.dropout, 'dropout', 'mona', 0, 0.999),
       merged: raw.merged === undefined ? MONA_DEFAULT_MERGED : check.boolean(raw.merged, 'merged', 'mona'),
       foldNorm: raw.foldNorm === undefined || raw.foldNorm === null ? null : check.boolean(raw.foldNorm, 'foldNorm', 'mona'),
       stages,
+      lastBlocks: raw.lastBlocks === undefined || raw.lastBlocks === null ? null : check.positiveInt(raw.lastBlocks, 'lastBlocks', 'mona'),
     };
   },
   install(model: VisionModel, config, b) {
-    const { stages: _stages, foldNorm, ...rest } = config;
-    const options = { ...rest, ...(foldNorm === null ? {} : { foldNorm }) };
-    for (const blk of model.blocks()) {
+    const { stages: _stages, lastBlocks, foldNorm, hidden, ...rest } = config;
+    const blocks = model.blocks();
+    for (const [i, blk] of blocks.entries()) {
       if (config.stages && !config.stages.includes(blk.stage)) continue;
+      if (lastBlocks !== null && i < blocks.length - lastBlocks) continue;
+      const options = {
+        ...rest,
+        hidden: hidden === 'capped' ? Math.min(MONA_DEFAULT_HIDDEN, blk.channels) : hidden,
+        ...(foldNorm === null ? {} : { foldNorm }),
+      };
       if (blk.layout === 'nchw') {
         const mona = new MonaMap(blk.channels, options);
         b.addOutputModule(blk.name, 'mona', mona, (out) => {

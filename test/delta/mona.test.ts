@@ -48,6 +48,28 @@ test('stages and kernels select where and what; bad values are clear errors', ()
     assert.throws(() => applyDelta(model, { method: 'mona', kernels: [4] }), /even|odd/);
     assert.throws(() => applyDelta(model, { method: 'mona', hidden: 0 }), /'hidden' must be a positive integer/);
     assert.throws(() => applyDelta(model, { method: 'mona', stages: [7] }), /'stages' must list stage indices in 0\.\.3/);
+    const last = applyDelta(model, { method: 'mona', lastBlocks: 3 } as never);
+    assert.deepEqual(last.addedModules.map(([n]) => n), ['layer3.1.mona', 'layer4.0.mona', 'layer4.1.mona']);
+    last.dispose();
+    assert.throws(() => applyDelta(model, { method: 'mona', lastBlocks: 0 } as never), /'lastBlocks' must be a positive integer/);
+  } finally {
+    model.dispose();
+  }
+});
+
+test("hidden 'capped': min(64, channels) per module, so thin MobileNetV2 stages get narrower bottlenecks", () => {
+  const model = createModel('mobilenet_v2');
+  try {
+    const d = applyDelta(model, { method: 'mona', hidden: 'capped' } as never);
+    const widths = new Map(model.blocks().map((b) => [`${b.name}.mona`, Math.min(64, b.channels)]));
+    assert.ok([...widths.values()].some((w) => w < 64) && [...widths.values()].some((w) => w === 64));
+    for (const [name, m] of d.addedModules) assert.equal((m as unknown as { hidden: number }).hidden, widths.get(name), name);
+    const capped = d.summary().trainable;
+    d.dispose();
+    const paper = applyDelta(model, { method: 'mona' });
+    assert.ok(capped < paper.summary().trainable, 'fewer parameters than width 64 everywhere');
+    paper.dispose();
+    assert.throws(() => applyDelta(model, { method: 'mona', hidden: 'wide' } as never), /'hidden' must be a positive integer or 'capped'/);
   } finally {
     model.dispose();
   }
