@@ -60,8 +60,10 @@ export async function computeStudy(task: ComputeTask, epochs: number, workDir: s
     };
   }
   const plain = { ...cached, augment: 'none' as const };
-  // Closest to the claim here (docs/results/compute-clothing): Mona in the last two stages over the
-  // cached features.0-13, within 0.3 points of full fine-tuning at 0.15× its time (5 epochs).
+  // Closest to the claim here: Mona in the last two stages over the cached features.0-14, within
+  // 0.81 points of full fine-tuning at 0.137× its time over 5 epochs and 0.112× over 10
+  // (docs/results/compute-clothing, -e10). Mona on fewer blocks, partial and a linear probe are
+  // cheaper but lose 2-6 points.
   const cheapest: Variant = { label: 'mona stages 5-6, cached prefix', method: 'mona', methodOptions: { stages: [5, 6] }, overrides: plain };
   // BatchNorm stays in eval mode for this checkpoint (its BatchNorms are folded identities), and
   // full fine-tuning trains at 1e-4 (docs/results/clothing).
