@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AdamW, DataLoader, ImageFolder, applyDelta, crossEntropy, evalTransform, fashionMnist, getNumThreads, manualSeed, noGrad,
+  AdamW, DataLoader, ImageFolder, applyDelta, crossEntropy, evalTransform, fashionMnist, getNumThreads, manualSeed,
   subset, tidy, trainTransform, type Batch, type Dataset, type LoaderOptions,
 } from '../src/index.js';
 import { createModel } from '../src/models/index.js';
@@ -52,17 +52,8 @@ rows.push(['loader alone: Fashion-MNIST 60k, resize 32 + flip, batch 256', `${fa
 manualSeed(0);
 const model = createModel('resnet50', { numClasses: 10 });
 const delta = applyDelta(model, { method: 'mona', numClasses: 10 });
-noGrad(() => {
-  // Weights in NHWC like the input: oneDNN's preferred layout for convolutions.
-  for (const t of [...model.parameters(), ...model.buffers()]) {
-    if (t.ndim !== 4) continue;
-    const cl = t.contiguous('channelsLast');
-    if (cl !== t) {
-      t.setData(cl);
-      cl.dispose();
-    }
-  }
-});
+// Weights in NHWC like the input: oneDNN's preferred layout for convolutions.
+model.toMemoryFormat('channelsLast');
 const opt = new AdamW(delta.trainableParameters(), { lr: 1e-4 });
 model.train();
 const loader = new DataLoader(photos, { batchSize: BATCH, transform: trainTransform(224, { colorJitter: false }), channelsLast: true });

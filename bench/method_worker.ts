@@ -6,7 +6,7 @@
 //       hits all of them alike; prints one JSON line with every step time.
 // Both use channels-last weights and input (oneDNN's faster layout, for full fine-tuning and the
 // methods alike) and batch 8 at 224×224, unless the options say otherwise.
-import { AdamW, applyDelta, crossEntropy, keep, manualSeed, peakRssMiB, randint, randn, tidy, noGrad, type Tensor } from '../src/index.js';
+import { AdamW, applyDelta, crossEntropy, keep, manualSeed, peakRssMiB, randint, randn, tidy, type Tensor } from '../src/index.js';
 import { createModel } from '../src/models/index.js';
 
 interface Config { method: string; options?: Record<string, unknown> }
@@ -16,18 +16,7 @@ function build(modelName: string, config: Config, x: Tensor, y: Tensor) {
   manualSeed(0);
   const model = createModel(modelName);
   const delta = applyDelta(model, { method: config.method, numClasses: 10, ...deltaOptions });
-  if (channelsLast) {
-    noGrad(() => {
-      for (const t of [...model.parameters(), ...model.buffers()]) {
-        if (t.ndim !== 4) continue;
-        const cl = t.contiguous('channelsLast');
-        if (cl !== t) {
-          t.setData(cl);
-          cl.dispose();
-        }
-      }
-    });
-  }
+  if (channelsLast) model.toMemoryFormat('channelsLast');
   const opt = new AdamW(delta.trainableParameters(), { lr: 1e-4 });
   model.train();
   const input = channelsLast ? x : x.contiguous();

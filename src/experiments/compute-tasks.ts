@@ -69,7 +69,7 @@ export async function computeStudy(task: ComputeTask, epochs: number, workDir: s
   // full fine-tuning trains at 1e-4 (docs/results/clothing).
   const full: Variant = { label: 'full', method: 'full', methodOptions: { trainBatchNormStats: false }, overrides: { lr: 1e-4 } };
   return {
-    // Mona's defaults are not in the study's report (920 s at 5 epochs); bench:compute runs them.
+    // Mona's defaults are not in the study's report (1.4× full fine-tuning's time); bench:compute runs them.
     variants: [
       full,
       { label: 'linear probe, cached prefix', method: 'fixed', overrides: plain },

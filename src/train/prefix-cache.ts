@@ -48,7 +48,8 @@ class CachedSource implements BatchSource {
     private readonly labels: Tensor,
     /** Row of each dataset index in `features`, or -1 for an image that could not be decoded. */
     private readonly rowOf: Int32Array,
-    private readonly channelsLast: boolean,
+    /** `features` holds [N, H, W, C] rows (channels-last data, read back as NCHW views without a copy). */
+    private readonly nhwc: boolean,
   ) {
     this.batchesPerEpoch = loader.batchesPerEpoch;
   }
@@ -62,7 +63,7 @@ class CachedSource implements BatchSource {
         tidy(() => {
           const index = tensor(new BigInt64Array(rows.map(BigInt)));
           const rowsOut = this.features.indexSelect(0, index);
-          return [keep(this.channelsLast ? rowsOut.contiguous('channelsLast') : rowsOut), keep(this.labels.indexSelect(0, index))] as const;
+          return [keep(this.nhwc ? rowsOut.permute([0, 3, 1, 2]) : rowsOut), keep(this.labels.indexSelect(0, index))] as const;
         }),
       );
       yield { images, labels, dispose: () => (images.dispose(), labels.dispose()) };
@@ -126,7 +127,12 @@ export class PrefixCache {
         const order: number[] = [];
         for await (const batch of loader.epoch(0)) {
           try {
-            parts.push(keep(noGrad(() => tidy(() => pipe(batch.images, ...prefix).contiguous()))));
+            // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
+            // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
+            parts.push(keep(noGrad(() => tidy(() => {
+              const out = pipe(batch.images, ...prefix);
+              return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
+            }))));
             order.push(...batch.indices);
           } finally {
             batch.dispose();
@@ -138,7 +144,8 @@ export class PrefixCache {
         order.forEach((index, row) => (rowOf[index] = row));
         const labels = keep(tensor(new BigInt64Array(order.map((i) => BigInt(loader.dataset.label(i))))));
         tensors.push(features, labels);
-        featureShape = features.shape.slice(1);
+        const [, a, b, c] = features.shape;
+        featureShape = channelsLast ? [c!, a!, b!] : features.shape.slice(1);
         sources.push(new CachedSource(loader, features, labels, rowOf, channelsLast));
       }
     } catch (err) {

@@ -96,6 +96,44 @@ test('training on the cached prefix ends with the weights of uncached training',
   results.forEach((r) => rmSync(r.dir, { recursive: true, force: true }));
 });
 
+test('channels-last (64 px, 2×2 maps at the cut): cached batches are channels-last views and train as uncached channels-last training does', async () => {
+  const results = [];
+  for (const cached of [false, true]) {
+    const dir = mkdtempSync(join(tmpdir(), 'deltatune-prefix-cl-'));
+    manualSeed(0);
+    const model = createModel('resnet18', { numClasses: 2 });
+    manualSeed(1);
+    const delta = applyDelta(model, { method: 'mona', stages: [3], numClasses: 2 });
+    model.toMemoryFormat('channelsLast');
+    const ds = dataset();
+    const options = { batchSize: 16, seed: 3, channelsLast: true };
+    const train = new DataLoader(ds, { ...options, transform: trainTransform(64, { randomResizedCrop: false, hflip: 0 }) });
+    const val = new DataLoader(ds, { ...options, transform: evalTransform(64, { cropPct: 1 }) });
+    const cache = cached ? await PrefixCache.build(delta, train, val, { channelsLast: true }) : null;
+    try {
+      if (cache) {
+        assert.deepEqual(cache.info.featureShape, [512, 2, 2]);
+        for await (const b of cache.train.epoch(0)) {
+          assert.ok(b.images.isContiguous('channelsLast') && !b.images.isContiguous(), 'a cached batch is channels-last');
+          assert.deepEqual(b.images.shape.slice(1), [512, 2, 2]);
+          b.dispose();
+        }
+      }
+      const r = await new Trainer(delta, cache?.train ?? train, cache?.val ?? val, dir, {
+        epochs: 2, lr: 1e-3, seed: 5, ...(cache ? { forward: cache.forward } : {}),
+      }).fit();
+      results.push({ dir, top1: r.final!.top1, loss: r.history.map((h) => h.trainLoss) });
+    } finally {
+      cache?.dispose();
+      delta.dispose();
+      model.dispose();
+    }
+  }
+  assertClose(results[1]!.loss, results[0]!.loss, { rtol: 1e-4, what: 'train loss per epoch' });
+  assert.equal(results[1]!.top1, results[0]!.top1);
+  results.forEach((r) => rmSync(r.dir, { recursive: true, force: true }));
+});
+
 test('random augmentation or a delta on the first layer refuses the cache, saying why', async () => {
   const model = createModel('resnet18', { numClasses: 2 });
   const ds = dataset();
