@@ -32,4 +32,16 @@ for name, make in CONFIGS.items():
         loss.backward()
         opt.step()
     out['results'][name] = {'w': arr(w), 'b': arr(b)}
+
+# The bias gets no gradient for the first 3 steps: AdamW keeps per-tensor step counts, so the two
+# tensors are then at different steps (deltatune's per-step-count path rather than its flat one).
+w = w0.clone().requires_grad_()
+b = b0.clone().requires_grad_()
+opt = torch.optim.AdamW([w, b], lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+for i in range(out['steps']):
+    opt.zero_grad()
+    pred = x @ w + b if i >= 3 else x @ w
+    ((pred - target) ** 2).mean().backward()
+    opt.step()
+out['late_bias'] = {'w': arr(w), 'b': arr(b)}
 emit(out)

@@ -1,7 +1,7 @@
 // AdamW and SGD follow torch.optim's trajectories step for step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Tensor, tidy, memoryStats } from '../../src/index.js';
+import { Tensor, tidy, memoryStats, randn, zeros, conv2d, manualSeed } from '../../src/index.js';
 import { AdamW, SGD, type Optimizer } from '../../src/train/optim.js';
 import { assertClose, fromOracle, runOracle, type OracleArray } from '../helpers.js';
 
@@ -9,6 +9,7 @@ interface Golden {
   init: Record<'w' | 'b' | 'x' | 'target', OracleArray>;
   steps: number;
   results: Record<string, { w: OracleArray; b: OracleArray }>;
+  late_bias: { w: OracleArray; b: OracleArray };
 }
 const golden = runOracle<Golden>('optim');
 
@@ -47,6 +48,89 @@ for (const [name, make] of Object.entries(makers)) {
     assert.equal(memoryStats().liveHandles, before);
   });
 }
+
+test('AdamW matches torch.optim when tensors start at different steps (a gradient appears late)', () => {
+  const x = fromOracle(golden.init.x);
+  const target = fromOracle(golden.init.target);
+  const w = fromOracle(golden.init.w).requiresGrad_();
+  const b = fromOracle(golden.init.b).requiresGrad_();
+  const opt = new AdamW([w, b], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
+  const before = memoryStats().liveHandles;
+  for (let i = 0; i < golden.steps; i++) {
+    opt.zeroGrad();
+    tidy(() => (i >= 3 ? x.matmul(w).add(b) : x.matmul(w)).sub(target).pow(2).mean().backward());
+    opt.step();
+  }
+  opt.zeroGrad();
+  assert.deepEqual(opt.stateDict().steps, { 0: golden.steps, 1: golden.steps - 3 });
+  tidy(() => {
+    assertClose(w, fromOracle(golden.late_bias.w), { rtol: 1e-5, atol: 1e-6, what: 'late-bias w' });
+    assertClose(b, fromOracle(golden.late_bias.b), { rtol: 1e-5, atol: 1e-6, what: 'late-bias b' });
+  });
+  opt.dispose();
+  assert.equal(memoryStats().liveHandles, before);
+});
+
+test('AdamW: the whole-group update and the per-tensor one agree, channels-last parameters included', () => {
+  // A parameter that never gets a gradient sends every step of the second optimizer down the
+  // per-tensor path; the first always takes the flat one.
+  const run = (withIdle: boolean): number[][] =>
+    tidy(() => {
+      manualSeed(0);
+      const w = randn([4, 3, 2, 2]).contiguous('channelsLast').requiresGrad_();
+      const b = randn([4]).requiresGrad_();
+      const idle = zeros([3]).requiresGrad_();
+      const x = randn([2, 3, 5, 5]).contiguous('channelsLast');
+      const opt = new AdamW(withIdle ? [w, b, idle] : [w, b], { lr: 0.05, weightDecay: 0.1 });
+      for (let i = 0; i < 5; i++) {
+        opt.zeroGrad();
+        tidy(() => conv2d(x, w, b).pow(2).mean().backward());
+        opt.step();
+      }
+      assert.ok(w.isContiguous('channelsLast'), 'the parameter keeps its memory format');
+      const state = opt.stateDict();
+      const out = [w, b, state.tensors.get('0.exp_avg_sq')!].map((t) => Array.from(t.toArray() as Float32Array));
+      opt.dispose();
+      return out;
+    });
+  const [flat, perTensor] = [run(false), run(true)];
+  flat.forEach((values, k) => values.forEach((v, i) => assert.ok(Math.abs(v - perTensor[k]![i]!) <= 1e-6 * Math.max(1, Math.abs(v)), `tensor ${k} element ${i}: ${v} vs ${perTensor[k]![i]}`)));
+});
+
+test('AdamW state survives a save and load into a new optimizer', () => {
+  const x = fromOracle(golden.init.x);
+  const target = fromOracle(golden.init.target);
+  const train = (opt: AdamW, w: Tensor, b: Tensor, steps: number) => {
+    for (let i = 0; i < steps; i++) {
+      opt.zeroGrad();
+      tidy(() => x.matmul(w).add(b).sub(target).pow(2).mean().backward());
+      opt.step();
+    }
+    opt.zeroGrad();
+  };
+  const w = fromOracle(golden.init.w).requiresGrad_();
+  const b = fromOracle(golden.init.b).requiresGrad_();
+  const opt = new AdamW([w, b], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
+  train(opt, w, b, 4);
+  const saved = opt.stateDict();
+  const copies = new Map([...saved.tensors].map(([k, t]) => [k, t.clone()]));
+  const resumed = new AdamW([w, b], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
+  resumed.loadStateDict({ tensors: copies, steps: saved.steps });
+  opt.dispose();
+  train(resumed, w, b, golden.steps - 4);
+  tidy(() => {
+    assertClose(w, fromOracle(golden.results.adamw!.w), { rtol: 1e-5, atol: 1e-6, what: 'resumed w' });
+    assertClose(b, fromOracle(golden.results.adamw!.b), { rtol: 1e-5, atol: 1e-6, what: 'resumed b' });
+  });
+  const bad = new Map(copies);
+  bad.set('1.exp_avg', zeros([5]));
+  assert.throws(() => resumed.loadStateDict({ tensors: bad, steps: saved.steps }), /'1.exp_avg' has shape \[5\], the parameter has \[3\]/);
+  // A refused load leaves the state as it was.
+  assert.deepEqual(resumed.stateDict().steps, { 0: golden.steps, 1: golden.steps });
+  resumed.dispose();
+  copies.forEach((t) => t.dispose());
+  bad.get('1.exp_avg')!.dispose();
+});
 
 test('optimizers refuse frozen parameters and bad settings', () => {
   const frozen = fromOracle(golden.init.b);
