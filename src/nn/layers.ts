@@ -1,5 +1,5 @@
 // Basic layers with torch.nn's parameter names, shapes, defaults and initialisation.
-import type { Tensor } from '../engine/index.js';
+import { isGradEnabled, type Tensor } from '../engine/index.js';
 import {
   adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, dropout, flatten, gelu, groupNorm, hardswish, layerNorm, linear,
   maxPool2d, relu, relu_, relu6, relu6_, sigmoid, silu, tanh, zeros, ones, bernoulli, type Conv2dOptions,
@@ -247,7 +247,9 @@ export class ReLU6 extends Activation {
     super();
   }
   forward(x: Tensor): Tensor {
-    return this.inplace ? relu6_(x) : relu6(x);
+    // Recorded by autograd, libtorch 1.13's in-place hardtanh_ first clones its input for backward:
+    // a copy more than the out-of-place op (MobileNetV2 training: two per block).
+    return this.inplace && !(x.requiresGrad && isGradEnabled()) ? relu6_(x) : relu6(x);
   }
 }
 export class SiLU extends Activation { forward(x: Tensor): Tensor { return silu(x); } }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BatchNorm2d, Conv2d, DropPath, Dropout, GroupNorm, LayerNorm, Linear, Module, ModuleDict, ModuleList, Parameter, ReLU,
-  Sequential, Tensor, keep, memoryStats, ones, randn, tidy, zeros, mean, Identity, pipe, release,
+  Sequential, Tensor, keep, memoryStats, ones, randn, tidy, zeros, mean, Identity, pipe, release, ReLU6, noGrad, tensor,
 } from '../../src/index.js';
 import { assertClose, fromOracle, runOracle, type OracleArray } from '../helpers.js';
 
@@ -192,6 +192,23 @@ test('Sequential frees its intermediates as it goes; a kept activation survives'
   assert.equal(pipe(p, (t) => t), p);
   p.dispose();
   seq.dispose();
+});
+
+test('ReLU6(inplace) overwrites its input only when autograd does not record it, with the same values and gradient', () => {
+  tidy(() => {
+    const relu6 = new ReLU6(true);
+    const x = tensor([-1, 3, 7]);
+    const out = noGrad(() => relu6.call(x));
+    assert.equal(out, x, 'in place under noGrad');
+    assert.deepEqual(Array.from(x.toArray() as Float32Array), [0, 3, 6]);
+    const leaf = tensor([-1, 3, 7]).requiresGrad_();
+    const h = leaf.mul(1);
+    const y = relu6.call(h);
+    assert.notEqual(y, h, 'a new tensor when recorded: libtorch would clone the input for backward');
+    assert.deepEqual(Array.from(h.toArray() as Float32Array), [-1, 3, 7]);
+    y.sum().backward();
+    assert.deepEqual(Array.from(leaf.grad!.toArray() as Float32Array), [0, 1, 0]);
+  });
 });
 
 test('dispose frees every parameter and buffer', () => {
