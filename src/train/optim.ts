@@ -194,6 +194,8 @@ export class AdamW extends Optimizer {
     callOp('aten::addcmul_', [flat.expAvgSq, g, g, 1 - beta2]);
     const denom = flat.expAvgSq.sqrt().div_(Math.sqrt(1 - beta2 ** step)).add_(this.eps);
     callOp('aten::addcdiv_', [p, flat.expAvg, denom, -lr / (1 - beta1 ** step)]);
+    // A lone contiguous tensor flattens to a view of itself: updated in place already.
+    if (params.length === 1 && p.sharesMemoryWith(params[0]!)) return;
     // Assigned as 0 + x, two foreach calls instead of a copy_ per tensor (exact but for the sign of zero).
     callOp('aten::_foreach_zero_', [params]);
     callOp('aten::_foreach_add_.List', [params, callOp('aten::unflatten_dense_tensors', [p, params]) as Tensor[], 1]);

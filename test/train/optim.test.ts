@@ -49,6 +49,26 @@ for (const [name, make] of Object.entries(makers)) {
   });
 }
 
+test('AdamW with one tensor per group (a linear probe: the head weight alone in the decayed group) matches torch.optim', () => {
+  // A lone tensor flattens to a view of itself; the update must still land exactly once.
+  const x = fromOracle(golden.init.x);
+  const target = fromOracle(golden.init.target);
+  const w = fromOracle(golden.init.w).requiresGrad_();
+  const b = fromOracle(golden.init.b).requiresGrad_();
+  const opt = new AdamW([{ params: [w] }, { params: [b] }], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
+  for (let i = 0; i < golden.steps; i++) {
+    opt.zeroGrad();
+    tidy(() => x.matmul(w).add(b).sub(target).pow(2).mean().backward());
+    opt.step();
+  }
+  opt.zeroGrad();
+  tidy(() => {
+    assertClose(w, fromOracle(golden.results.adamw!.w), { rtol: 1e-5, atol: 1e-6, what: 'one-tensor group w' });
+    assertClose(b, fromOracle(golden.results.adamw!.b), { rtol: 1e-5, atol: 1e-6, what: 'one-tensor group b' });
+  });
+  opt.dispose();
+});
+
 test('AdamW matches torch.optim when tensors start at different steps (a gradient appears late)', () => {
   const x = fromOracle(golden.init.x);
   const target = fromOracle(golden.init.target);
