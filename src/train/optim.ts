@@ -113,7 +113,6 @@ interface AdamState {
 
 /** A group's moments, one flat buffer each, in parameter order (each parameter's part in logical order). */
 interface FlatMoments {
-  params: Tensor[];
   expAvg: Tensor;
   expAvgSq: Tensor;
 }
@@ -149,9 +148,9 @@ export class AdamW extends Optimizer {
     const flat = this.#flatOf(group);
     const states = params.map((p) => this.state.get(p)!);
     for (const s of states) s.step += 1;
-    const step = states[0]?.step;
-    if (params.length === flat.params.length && states.every((s) => s.step === step)) {
-      tidy(() => this.#applyFlat(flat, params, grads, step!, lr, wd));
+    const step = states[0]!.step;
+    if (params.length === group.params.length && states.every((s) => s.step === step)) {
+      tidy(() => this.#applyFlat(flat, params, grads, step, lr, wd));
       return;
     }
     const byStep = new Map<number, { params: Tensor[]; grads: Tensor[]; avgs: Tensor[]; squares: Tensor[] }>();
@@ -175,7 +174,7 @@ export class AdamW extends Optimizer {
     const odd = group.params.find((p) => p.dtype !== dtype);
     if (odd) throw new TypeError(`AdamW: a parameter group mixes ${dtype} and ${odd.dtype} parameters; give each dtype its own group`);
     const total = group.params.reduce((n, p) => n + p.numel, 0);
-    flat = { params: group.params, expAvg: keep(zeros([total], { dtype })), expAvgSq: keep(zeros([total], { dtype })) };
+    flat = { expAvg: keep(zeros([total], { dtype })), expAvgSq: keep(zeros([total], { dtype })) };
     const avgViews = keep(callOp('aten::unflatten_dense_tensors', [flat.expAvg, group.params]) as Tensor[]);
     const squareViews = keep(callOp('aten::unflatten_dense_tensors', [flat.expAvgSq, group.params]) as Tensor[]);
     group.params.forEach((p, i) => this.state.set(p, { step: 0, expAvg: avgViews[i]!, expAvgSq: squareViews[i]! }));
@@ -194,8 +193,8 @@ export class AdamW extends Optimizer {
     callOp('aten::addcmul_', [flat.expAvgSq, g, g, 1 - beta2]);
     const denom = flat.expAvgSq.sqrt().div_(Math.sqrt(1 - beta2 ** step)).add_(this.eps);
     callOp('aten::addcdiv_', [p, flat.expAvg, denom, -lr / (1 - beta1 ** step)]);
-    // A lone contiguous tensor flattens to a view of itself: updated in place already.
-    if (params.length === 1 && p.sharesMemoryWith(params[0]!)) return;
+    // flatten_dense_tensors returns a lone contiguous tensor as a view of itself: updated in place already.
+    if (p.sharesMemoryWith(params[0]!)) return;
     // Assigned as 0 + x, two foreach calls instead of a copy_ per tensor (exact but for the sign of zero).
     callOp('aten::_foreach_zero_', [params]);
     callOp('aten::_foreach_add_.List', [params, callOp('aten::unflatten_dense_tensors', [p, params]) as Tensor[], 1]);

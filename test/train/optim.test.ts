@@ -12,9 +12,29 @@ interface Golden {
   late_bias: { w: OracleArray; b: OracleArray };
 }
 const golden = runOracle<Golden>('optim');
+const ADAMW = { lr: 0.05, betas: [0.8, 0.95] as [number, number], eps: 1e-6, weightDecay: 0.1 };
+
+/** The oracle's parameters, fresh. */
+function oracleParams(): { w: Tensor; b: Tensor } {
+  return { w: fromOracle(golden.init.w).requiresGrad_(), b: fromOracle(golden.init.b).requiresGrad_() };
+}
+
+/** `steps` optimizer steps on the oracle's loss; the bias joins the loss from step `biasFrom` on. */
+function trainOnOracle(opt: Optimizer, w: Tensor, b: Tensor, steps: number, biasFrom = 0): void {
+  const x = fromOracle(golden.init.x);
+  const target = fromOracle(golden.init.target);
+  for (let i = 0; i < steps; i++) {
+    opt.zeroGrad();
+    tidy(() => (i >= biasFrom ? x.matmul(w).add(b) : x.matmul(w)).sub(target).pow(2).mean().backward());
+    opt.step();
+  }
+  opt.zeroGrad();
+  x.dispose();
+  target.dispose();
+}
 
 const makers: Record<string, (ps: Tensor[]) => Optimizer> = {
-  adamw: (ps) => new AdamW(ps, { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 }),
+  adamw: (ps) => new AdamW(ps, ADAMW),
   adamw_default: (ps) => new AdamW(ps),
   sgd: (ps) => new SGD(ps, { lr: 0.1 }),
   sgd_momentum_wd: (ps) => new SGD(ps, { lr: 0.05, momentum: 0.9, dampening: 0.1, weightDecay: 0.01 }),
@@ -27,18 +47,10 @@ test('every oracle optimizer config has a TS counterpart', () => {
 
 for (const [name, make] of Object.entries(makers)) {
   test(`${name} matches torch.optim after ${golden.steps} steps`, () => {
-    const x = fromOracle(golden.init.x);
-    const target = fromOracle(golden.init.target);
-    const w = fromOracle(golden.init.w).requiresGrad_();
-    const b = fromOracle(golden.init.b).requiresGrad_();
+    const { w, b } = oracleParams();
     const opt = make([w, b]);
     const before = memoryStats().liveHandles;
-    for (let i = 0; i < golden.steps; i++) {
-      opt.zeroGrad();
-      tidy(() => x.matmul(w).add(b).sub(target).pow(2).mean().backward());
-      opt.step();
-    }
-    opt.zeroGrad();
+    trainOnOracle(opt, w, b, golden.steps);
     tidy(() => {
       assertClose(w, fromOracle(golden.results[name]!.w), { rtol: 1e-5, atol: 1e-6, what: `${name} w` });
       assertClose(b, fromOracle(golden.results[name]!.b), { rtol: 1e-5, atol: 1e-6, what: `${name} b` });
@@ -51,17 +63,9 @@ for (const [name, make] of Object.entries(makers)) {
 
 test('AdamW with one tensor per group (a linear probe: the head weight alone in the decayed group) matches torch.optim', () => {
   // A lone tensor flattens to a view of itself; the update must still land exactly once.
-  const x = fromOracle(golden.init.x);
-  const target = fromOracle(golden.init.target);
-  const w = fromOracle(golden.init.w).requiresGrad_();
-  const b = fromOracle(golden.init.b).requiresGrad_();
-  const opt = new AdamW([{ params: [w] }, { params: [b] }], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
-  for (let i = 0; i < golden.steps; i++) {
-    opt.zeroGrad();
-    tidy(() => x.matmul(w).add(b).sub(target).pow(2).mean().backward());
-    opt.step();
-  }
-  opt.zeroGrad();
+  const { w, b } = oracleParams();
+  const opt = new AdamW([{ params: [w] }, { params: [b] }], ADAMW);
+  trainOnOracle(opt, w, b, golden.steps);
   tidy(() => {
     assertClose(w, fromOracle(golden.results.adamw!.w), { rtol: 1e-5, atol: 1e-6, what: 'one-tensor group w' });
     assertClose(b, fromOracle(golden.results.adamw!.b), { rtol: 1e-5, atol: 1e-6, what: 'one-tensor group b' });
@@ -70,18 +74,10 @@ test('AdamW with one tensor per group (a linear probe: the head weight alone in 
 });
 
 test('AdamW matches torch.optim when tensors start at different steps (a gradient appears late)', () => {
-  const x = fromOracle(golden.init.x);
-  const target = fromOracle(golden.init.target);
-  const w = fromOracle(golden.init.w).requiresGrad_();
-  const b = fromOracle(golden.init.b).requiresGrad_();
-  const opt = new AdamW([w, b], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
+  const { w, b } = oracleParams();
+  const opt = new AdamW([w, b], ADAMW);
   const before = memoryStats().liveHandles;
-  for (let i = 0; i < golden.steps; i++) {
-    opt.zeroGrad();
-    tidy(() => (i >= 3 ? x.matmul(w).add(b) : x.matmul(w)).sub(target).pow(2).mean().backward());
-    opt.step();
-  }
-  opt.zeroGrad();
+  trainOnOracle(opt, w, b, golden.steps, 3);
   assert.deepEqual(opt.stateDict().steps, { 0: golden.steps, 1: golden.steps - 3 });
   tidy(() => {
     assertClose(w, fromOracle(golden.late_bias.w), { rtol: 1e-5, atol: 1e-6, what: 'late-bias w' });
@@ -118,26 +114,15 @@ test('AdamW: the whole-group update and the per-tensor one agree, channels-last 
 });
 
 test('AdamW state survives a save and load into a new optimizer', () => {
-  const x = fromOracle(golden.init.x);
-  const target = fromOracle(golden.init.target);
-  const train = (opt: AdamW, w: Tensor, b: Tensor, steps: number) => {
-    for (let i = 0; i < steps; i++) {
-      opt.zeroGrad();
-      tidy(() => x.matmul(w).add(b).sub(target).pow(2).mean().backward());
-      opt.step();
-    }
-    opt.zeroGrad();
-  };
-  const w = fromOracle(golden.init.w).requiresGrad_();
-  const b = fromOracle(golden.init.b).requiresGrad_();
-  const opt = new AdamW([w, b], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
-  train(opt, w, b, 4);
+  const { w, b } = oracleParams();
+  const opt = new AdamW([w, b], ADAMW);
+  trainOnOracle(opt, w, b, 4);
   const saved = opt.stateDict();
   const copies = new Map([...saved.tensors].map(([k, t]) => [k, t.clone()]));
-  const resumed = new AdamW([w, b], { lr: 0.05, betas: [0.8, 0.95], eps: 1e-6, weightDecay: 0.1 });
+  const resumed = new AdamW([w, b], ADAMW);
   resumed.loadStateDict({ tensors: copies, steps: saved.steps });
   opt.dispose();
-  train(resumed, w, b, golden.steps - 4);
+  trainOnOracle(resumed, w, b, golden.steps - 4);
   tidy(() => {
     assertClose(w, fromOracle(golden.results.adamw!.w), { rtol: 1e-5, atol: 1e-6, what: 'resumed w' });
     assertClose(b, fromOracle(golden.results.adamw!.b), { rtol: 1e-5, atol: 1e-6, what: 'resumed b' });
