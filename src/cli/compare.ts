@@ -1,6 +1,6 @@
 // `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
 // ablation under one budget and several seeds, with a report (markdown, plots, HTML).
-import { applyDelta, listMethods } from '../delta/index.js';
+import { FROZEN_PRECISIONS, applyDelta, listMethods } from '../delta/index.js';
 import { createModel, listModels } from '../models/index.js';
 import { withoutInitialisation } from '../nn/init.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
@@ -18,7 +18,8 @@ const shared = `  --model NAME            ${listModels().join(', ')}
   --lr F                  one learning rate for all (default: per-method rates, see the report)
   --method-lr LIST        per-method rates overriding those, e.g. full=1e-4,lora=3e-3
   --warmup-epochs F       (default 0)
-  --augment default|none  --cache-frozen-prefix  --memory-format auto|channels-last|contiguous (as for train)
+  --augment default|none  --cache-frozen-prefix  --memory-format auto|channels-last|contiguous
+  --frozen-precision float32|bfloat16   (as for train)
   --out DIR               report and runs (finished runs in DIR/runs are reused)
   --title, --backbone, --dataset TEXT   descriptions for the report`;
 
@@ -45,7 +46,7 @@ ${shared}`;
 const flags = {
   model: { type: 'string' }, weights: { type: 'string' }, data: { type: 'string' }, 'val-data': { type: 'string' }, 'val-split': { type: 'string' },
   epochs: { type: 'string' }, batch: { type: 'string' }, 'image-size': { type: 'string' }, seeds: { type: 'string' }, lr: { type: 'string' },
-  'warmup-epochs': { type: 'string' }, augment: { type: 'string' }, 'cache-frozen-prefix': { type: 'boolean' }, 'memory-format': { type: 'string' }, out: { type: 'string' },
+  'warmup-epochs': { type: 'string' }, augment: { type: 'string' }, 'cache-frozen-prefix': { type: 'boolean' }, 'memory-format': { type: 'string' }, 'frozen-precision': { type: 'string' }, out: { type: 'string' },
   title: { type: 'string' }, backbone: { type: 'string' }, dataset: { type: 'string' }, methods: { type: 'string' }, 'method-lr': { type: 'string' }, sets: { type: 'string' }, opt: { type: 'string', multiple: true },
 } as const;
 
@@ -66,6 +67,7 @@ function experimentOptions(p: Parsed, help: string, command: string, argv: strin
     augment: choice(p, 'augment', ['default', 'none'] as const, help),
     cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
     channelsLast: memoryFormat(p, help),
+    frozenPrecision: choice(p, 'frozen-precision', FROZEN_PRECISIONS, help),
   });
   return {
     base,

@@ -1,5 +1,5 @@
 // `deltatune train`: delta-tunes a model on a dataset and writes a run directory.
-import { listMethods } from '../delta/index.js';
+import { FROZEN_PRECISIONS, listMethods } from '../delta/index.js';
 import { listModels } from '../models/index.js';
 import { runOptions, tune, type TuneOptions } from '../train/tune.js';
 import { describeEpoch, type ProgressMode } from '../train/progress.js';
@@ -34,6 +34,9 @@ Data:
                           convnext); e.g. with --method fixed, or mona/lora limited to late stages
   --memory-format auto|channels-last|contiguous  weight and batch layout; auto (default) trains CNNs
                           channels-last (NHWC, faster oneDNN convolutions) and transformers contiguous
+  --frozen-precision float32|bfloat16  run the frozen convolutions that pay for it (dense, with many
+                          channels) in bfloat16: ~25% off a step of Mona in MobileNetV2's last stages
+                          on CPUs with AMX/AVX512-BF16; trained parameters stay float32 (default float32)
 Training:
   --epochs N (default 10)  --batch N (default 32)  --lr F (default 1e-3)  --seed N (default 0)
   --optimizer adamw|sgd (default adamw)  --weight-decay F (adamw 0.05, sgd 0)  --momentum F (0.9)
@@ -56,7 +59,7 @@ const flags = {
   'label-smoothing': { type: 'string' }, 'clip-grad': { type: 'string' }, accumulate: { type: 'string' }, patience: { type: 'string' },
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
   quiet: { type: 'boolean' }, json: { type: 'boolean' }, 'cache-frozen-prefix': { type: 'boolean' },
-  'memory-format': { type: 'string' },
+  'memory-format': { type: 'string' }, 'frozen-precision': { type: 'string' },
 } as const;
 
 export async function runTrain(argv: string[]): Promise<void> {
@@ -105,6 +108,7 @@ export async function runTrain(argv: string[]): Promise<void> {
       checkpointEvery: num(p, 'checkpoint-every', h, { integer: true, min: 1 }),
       cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
       channelsLast: memoryFormat(p, h),
+      frozenPrecision: choice(p, 'frozen-precision', FROZEN_PRECISIONS, h),
       out: str(p, 'out') ?? `runs/${model}-${method}`,
       progress: mode,
     });

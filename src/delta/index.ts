@@ -6,7 +6,7 @@ import './adapters.js';
 import './filter-atom.js';
 import './mona.js';
 
-export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, type DeltaOptions, type DeltaSummary, type MethodSpec, type OutputAdapter } from './core.js';
+export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, FROZEN_PRECISIONS, type FrozenPrecision, type DeltaOptions, type DeltaSummary, type MethodSpec, type OutputAdapter } from './core.js';
 export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
 export { PackedQVLora, type LoraConfig } from './lora.js';
 export { ScaleShift } from './ssf.js';

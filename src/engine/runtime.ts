@@ -123,3 +123,19 @@ export function profileOps<T>(fn: () => T, options: { shapes?: boolean } = {}): 
   const ops = native.profilerStop();
   return { result, ops: ops.sort((a, b) => b.selfUs - a.selfUs) };
 }
+
+/**
+ * Whether the CPU has native bfloat16 arithmetic (AMX-BF16 or AVX512-BF16), read from the flags
+ * of /proc/cpuinfo; null where that file does not exist (not Linux). Without it oneDNN emulates
+ * bfloat16, which is slower than float32.
+ */
+export function cpuHasNativeBfloat16(): boolean | null {
+  let info: string;
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+  const flags = /^flags\s*:(.*)$/m.exec(info)?.[1]?.split(/\s+/) ?? [];
+  return flags.includes('amx_bf16') || flags.includes('avx512_bf16');
+}

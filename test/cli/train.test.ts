@@ -110,6 +110,20 @@ test('merge folds a LoRA delta into a plain checkpoint with the same predictions
   tensors.forEach((t) => t.dispose());
 });
 
+test('--frozen-precision bfloat16 names the convolutions it switches and is kept in the run config', () => {
+  const runDir = join(dir, 'run-bf16');
+  const r = run('train', ...common, '--data', join(dir, 'data'), '--method', 'mona', '--opt', 'stages=3', '--epochs', '1',
+    '--augment', 'none', '--cache-frozen-prefix', '--frozen-precision', 'bfloat16', '--out', runDir);
+  assert.equal(r.status, 0, r.stderr);
+  // ResNet-18's 256- and 512-channel convolutions qualify; layer1-2's and the stem's do not.
+  const line = `${r.stdout}${r.stderr}`.split('\n').find((l) => l.startsWith('frozen convolutions in bfloat16: '));
+  assert.ok(line, `${r.stdout}${r.stderr}`);
+  assert.match(line, /layer3\.0\.conv2, .*layer4\.1\.conv2/);
+  assert.doesNotMatch(line, /layer[12]\./);
+  assert.equal(JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')).tune.frozenPrecision, 'bfloat16');
+  assert.ok(existsSync(join(runDir, 'last', 'delta.safetensors')));
+});
+
 test('a run killed with SIGKILL mid-epoch resumes to exactly the uninterrupted result', async () => {
   const args = [...common, '--data', join(dir, 'data'), '--method', 'mona', '--epochs', '2', '--batch', '4', '--checkpoint-every', '2', '--seed', '3'];
   const straight = join(dir, 'run-straight');
@@ -145,6 +159,7 @@ test('bad calls: one clear line and a non-zero exit', () => {
     [['train', '--model', 'resnet18', '--data', data, '--epochs', 'abc'], 2, /--epochs must be an integer ≥ 1, got 'abc'/],
     [['train', '--model', 'resnet18', '--data', data, '--frobnicate'], 2, /unknown option '--frobnicate'/],
     [['train', '--model', 'resnet18', '--data', data, '--optimizer', 'lamb'], 2, /--optimizer must be one of adamw, sgd, got 'lamb'/],
+    [['train', '--model', 'resnet18', '--data', data, '--frozen-precision', 'half'], 2, /--frozen-precision must be one of float32, bfloat16, got 'half'/],
     [['train', '--model', 'resnet9000', '--data', data], 1, /unknown model 'resnet9000'; available: .*resnet18/],
     [['train', '--model', 'resnet18', '--data', data, '--method', 'magic'], 1, /unknown method 'magic'; available: .*mona/],
     [['train', '--model', 'resnet18', '--data', join(dir, 'nowhere')], 1, /nowhere' is not a file, a folder/],

@@ -238,6 +238,59 @@ test('frozen BatchNorm folds into its conv while attached, and only there', () =
   }
 });
 
+test('frozen convolutions run in bfloat16 on request: the dense wide ones only, close to float32, and back exactly', () => {
+  const model = createModel('resnet18', { weights: resnetWeights });
+  const x = keep(randn([2, 3, 32, 32]));
+  try {
+    const base = keep(forward(model, x));
+    const d = applyDelta(model, { method: 'mona', numClasses: 1000, stages: [3] });
+    const fp32 = keep(forward(model, x));
+    assert.equal(d.frozenPrecision, 'float32');
+    assert.deepEqual(d.lowPrecisionConvolutions(), []);
+    const low = d.setFrozenPrecision('bfloat16');
+    // cin·cout/(cin+cout) ≥ 100: 256→256 (128) and 256→512 (170) switch; 128→256 (85), the
+    // 64-channel stem and layer1–2 do not.
+    assert.ok(low.includes('layer3.0.conv2') && low.includes('layer4.0.conv1') && low.includes('layer4.1.conv2'), low.join());
+    assert.ok(!low.includes('layer3.0.conv1') && !low.includes('layer3.0.downsample.0'), low.join());
+    assert.ok(!low.some((n) => n === 'conv1' || n.startsWith('layer1.') || n.startsWith('layer2.')), low.join());
+    const bf16 = keep(forward(model, x));
+    assert.equal(bf16.dtype, 'float32');
+    const diff = bf16.sub(fp32).abs().max().item();
+    assert.ok(diff > 0, 'bfloat16 changes the outputs (it is really used)');
+    assertClose(bf16, fp32, { rtol: 0.05, atol: 0.05 * fp32.abs().max().item(), what: 'bfloat16 vs float32 logits' });
+
+    // Gradients reach the delta through the bfloat16 convolutions, close to float32's.
+    const labels = keep(randint(0, 1000, [2]));
+    const grads = (): number[] => tidy(() => {
+      manualSeed(3); // the same dropout masks in Mona
+      for (const p of d.trainableParameters()) p.grad?.zero_();
+      crossEntropy(model.call(x), labels).backward();
+      return d.trainableParameters().flatMap((p) => p.grad!.toNumbers());
+    });
+    model.train();
+    const g16 = grads();
+    d.setFrozenPrecision('float32');
+    const g32 = grads();
+    model.eval();
+    assert.ok(g16.every(Number.isFinite));
+    const norm = (v: number[]) => Math.sqrt(v.reduce((s, a) => s + a * a, 0));
+    assert.ok(norm(g16.map((g, i) => g - g32[i]!)) < 0.05 * norm(g32), 'gradients within 5% of float32');
+
+    // Back to float32: exactly the float32 outputs; detach restores the base exactly.
+    assert.deepEqual(d.lowPrecisionConvolutions(), []);
+    assert.deepEqual(forward(model, x).toNumbers(), fp32.toNumbers());
+    d.setFrozenPrecision('bfloat16');
+    d.detach();
+    assert.deepEqual(forward(model, x).toNumbers(), base.toNumbers());
+    assert.throws(() => d.setFrozenPrecision('float16' as never), /frozen precision must be 'float32' or 'bfloat16', got "float16"/);
+    d.dispose();
+    for (const t of [base, fp32, bf16, labels]) t.dispose();
+  } finally {
+    model.dispose();
+    x.dispose();
+  }
+});
+
 test('two deltas share one base: switch between them without reloading', () => {
   const model = createModel('resnet18', { weights: resnetWeights });
   const x = keep(randn([2, 3, 32, 32]));
