@@ -35,7 +35,7 @@ Data:
   --memory-format auto|channels-last|contiguous  weight and batch layout; auto (default) trains CNNs
                           channels-last (NHWC, faster oneDNN convolutions) and transformers contiguous
   --frozen-precision float32|bfloat16  run the frozen convolutions that pay for it (dense, with many
-                          channels) in bfloat16: ~25% off a step of Mona in MobileNetV2's last stages
+                          channels) in bfloat16: ~15% off an epoch of Mona in MobileNetV2's last stages
                           on CPUs with AMX/AVX512-BF16; trained parameters stay float32 (default float32)
 Training:
   --epochs N (default 10)  --batch N (default 32)  --lr F (default 1e-3)  --seed N (default 0)

@@ -125,18 +125,23 @@ export class PrefixCache {
         }
         const parts: Tensor[] = [];
         const order: number[] = [];
-        for await (const batch of loader.epoch(0)) {
-          try {
-            // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
-            // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
-            parts.push(keep(noGrad(() => tidy(() => {
-              const out = pipe(batch.images, ...prefix);
-              return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
-            }))));
-            order.push(...batch.indices);
-          } finally {
-            batch.dispose();
+        try {
+          for await (const batch of loader.epoch(0)) {
+            try {
+              // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
+              // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
+              parts.push(keep(noGrad(() => tidy(() => {
+                const out = pipe(batch.images, ...prefix);
+                return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
+              }))));
+              order.push(...batch.indices);
+            } finally {
+              batch.dispose();
+            }
           }
+        } catch (err) {
+          parts.forEach((t) => t.dispose());
+          throw err;
         }
         const features = keep(noGrad(() => cat(parts, 0)));
         parts.forEach((t) => t.dispose());

@@ -60,7 +60,7 @@ export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig'
   cacheFrozenPrefix?: boolean;
   /**
    * Run the frozen convolutions that pay for it in bfloat16 (Delta.setFrozenPrecision): on CPUs
-   * with AMX or AVX512-BF16, ~25% off a training step of Mona in MobileNetV2's last stages. The
+   * with AMX or AVX512-BF16, ~15% off an epoch of Mona in MobileNetV2's last stages. The
    * trained parameters, and so the delta file, stay float32. Default float32.
    */
   frozenPrecision?: FrozenPrecision;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   ArrayDataset, DataLoader, PrefixCache, Trainer, applyDelta, createModel, evalTransform, frozenPrefix, manualSeed, noGrad, pipe,
-  randn, tidy, trainTransform, loadSafetensors,
+  randn, tidy, trainTransform, loadSafetensors, memoryStats, type Dataset,
 } from '../../src/index.js';
 import { assertClose } from '../helpers.js';
 
@@ -145,5 +145,24 @@ test('random augmentation or a delta on the first layer refuses the cache, sayin
   const fixed = new DataLoader(ds, { batchSize: 16, transform: evalTransform(32) });
   await assert.rejects(PrefixCache.build(full, fixed, null), /'full' delta trains the first layer \(conv1\)/);
   full.dispose();
+  model.dispose();
+});
+
+test('an image that fails mid-way through building the cache leaves no tensor behind', async () => {
+  const model = createModel('resnet18', { numClasses: 2 });
+  const delta = applyDelta(model, { method: 'mona', stages: [3], numClasses: 2 });
+  // Sample 40 (third batch) fails after two batches went through the prefix.
+  const broken: Dataset = {
+    length: 60, classes: ['a', 'b'], label: (i) => i % 2, source: (i) => `generated#${i}`,
+    load: async (i) => {
+      if (i === 40) throw new Error('generated#40: cannot decode image: broken');
+      return { data: new Uint8Array(16 * 16 * 3).fill(i * 4), width: 16, height: 16 };
+    },
+  };
+  const loader = new DataLoader(broken, { batchSize: 16, shuffle: false, onBadImage: 'fail', transform: evalTransform(32, { cropPct: 1 }) });
+  const before = memoryStats().liveHandles;
+  await assert.rejects(PrefixCache.build(delta, loader, null), /generated#40/);
+  assert.equal(memoryStats().liveHandles, before, 'no tensor of the failed build is left');
+  delta.dispose();
   model.dispose();
 });
