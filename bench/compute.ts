@@ -5,8 +5,9 @@
 //     (../shared/data), reported on its test split.
 //   BENCH_TASK=demo: the demo transfer task (resnet18 from Fashion-MNIST to MNIST at 32×32).
 //   BENCH_EPOCHS (default 10, `deltatune train`'s default): a cached prefix is a fixed cost paid
-//     once, so its share of the time, and the ratio, fall as the epochs grow (clothing: 0.137× at
-//     5 epochs, 0.112× at 10, both within a point; docs/results/compute-clothing, -e10).
+//     once, so its share of the time, and the ratio, fall as the epochs grow (clothing, float32:
+//     0.137× at 5 epochs, 0.112× at 10; with bfloat16 frozen convolutions 0.098× at 10; all within
+//     a point; docs/results/compute-clothing, -e10).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
