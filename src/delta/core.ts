@@ -230,11 +230,11 @@ export class Delta {
   /**
    * Runs the frozen convolutions that pay for it in bfloat16 ('bfloat16'), or all in float32 (the
    * default). Only dense convolutions whose BatchNorm was folded and whose channels give
-   * cin·cout/(cin+cout) ≥ 100 switch: on CPUs with AMX or AVX512-BF16 oneDNN
-   * runs them several times faster, while on thin or depthwise convolutions the casts to and from
-   * bfloat16 cost more than they save. Inputs, outputs, everything else and all trained parameters
-   * stay float32; results differ from float32 by bfloat16 rounding (~0.4% per convolution).
-   * Returns the names of the convolutions that run in bfloat16 (they change when re-attached).
+   * cin·cout/(cin+cout) ≥ 100 switch: on CPUs with AMX or AVX512-BF16 oneDNN runs them several
+   * times faster, while on thin or depthwise convolutions the casts to and from bfloat16 cost more
+   * than they save. Inputs, outputs, everything else and all trained parameters stay float32;
+   * results differ from float32 by bfloat16 rounding (~0.4% per convolution). Returns the names of
+   * the convolutions that run in bfloat16. The setting survives detach and attach.
    */
   setFrozenPrecision(precision: FrozenPrecision): string[] {
     if (precision !== 'float32' && precision !== 'bfloat16') {
@@ -535,8 +535,8 @@ export const FROZEN_PRECISIONS: readonly FrozenPrecision[] = ['float32', 'bfloat
 
 // cin·cout/(cin+cout): a 1×1 convolution's multiply-adds per element it reads or writes, which is
 // what the casts cost. MobileNetV2 at 160 px, Mona in its last stages: its 160↔960, 960→320 and
-// 320→1280 convolutions (137–256) cut a step's forward and backward by ~20% (41 → 32 ms); switching also the 16–96-channel
-// ones (≤ 82) made the prefix slower.
+// 320→1280 convolutions (137–256) cut a step's forward and backward by ~20% (41 → 32 ms);
+// switching also the 16–96-channel ones (≤ 82) made the prefix slower.
 const BF16_MIN_INTENSITY = 100;
 
 interface FoldedConv {

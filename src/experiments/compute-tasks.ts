@@ -61,9 +61,9 @@ export async function computeStudy(task: ComputeTask, epochs: number, workDir: s
   }
   const plain = { ...cached, augment: 'none' as const };
   // Closest to the claim here: Mona in the last two stages over the cached features.0-14, within
-  // a point of full fine-tuning at 0.112× its time over 10 epochs in float32
-  // (docs/results/compute-clothing-e10), less with the frozen 1×1 convolutions of those stages in
-  // bfloat16 (AMX: an epoch 3.6 → 3.1 s). Mona on fewer blocks, partial and a linear probe are
+  // a point of full fine-tuning over 10 epochs: 0.102–0.112× its time in float32, 0.090–0.098×
+  // with the frozen 1×1 convolutions of those stages in bfloat16 (AMX: an epoch 3.6 → 3.1 s;
+  // docs/results/compute-clothing-e10). Mona on fewer blocks, partial and a linear probe are
   // cheaper but lose 2-6 points.
   const lateMona = { label: 'mona stages 5-6, cached prefix', method: 'mona', methodOptions: { stages: [5, 6] }, overrides: plain };
   const cheapest: Variant = { ...lateMona, label: 'mona stages 5-6, cached prefix, bf16 frozen convs', overrides: { ...plain, frozenPrecision: 'bfloat16' } };

@@ -282,6 +282,8 @@ test('frozen convolutions run in bfloat16 on request: the dense wide ones only, 
     d.setFrozenPrecision('bfloat16');
     d.detach();
     assert.deepEqual(forward(model, x).toNumbers(), base.toNumbers());
+    assert.deepEqual(d.attach().lowPrecisionConvolutions(), low, 'the setting survives detach and attach');
+    assertClose(forward(model, x), bf16, { rtol: 0, atol: 0, what: 're-attached' });
     assert.throws(() => d.setFrozenPrecision('float16' as never), /frozen precision must be 'float32' or 'bfloat16', got "float16"/);
     d.dispose();
     for (const t of [base, fp32, bf16, labels]) t.dispose();
