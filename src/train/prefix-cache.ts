@@ -115,6 +115,8 @@ export class PrefixCache {
     const wasTraining = model.training;
     model.eval();
     const tensors: Tensor[] = [];
+    // The current loader's per-batch outputs, until they are concatenated into `tensors`.
+    let parts: Tensor[] = [];
     const sources: (CachedSource | null)[] = [];
     let featureShape: number[] = [];
     try {
@@ -123,28 +125,23 @@ export class PrefixCache {
           sources.push(null);
           continue;
         }
-        const parts: Tensor[] = [];
         const order: number[] = [];
-        try {
-          for await (const batch of loader.epoch(0)) {
-            try {
-              // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
-              // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
-              parts.push(keep(noGrad(() => tidy(() => {
-                const out = pipe(batch.images, ...prefix);
-                return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
-              }))));
-              order.push(...batch.indices);
-            } finally {
-              batch.dispose();
-            }
+        for await (const batch of loader.epoch(0)) {
+          try {
+            // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
+            // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
+            parts.push(keep(noGrad(() => tidy(() => {
+              const out = pipe(batch.images, ...prefix);
+              return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
+            }))));
+            order.push(...batch.indices);
+          } finally {
+            batch.dispose();
           }
-        } catch (err) {
-          parts.forEach((t) => t.dispose());
-          throw err;
         }
         const features = keep(noGrad(() => cat(parts, 0)));
         parts.forEach((t) => t.dispose());
+        parts = [];
         const rowOf = new Int32Array(loader.dataset.length).fill(-1);
         order.forEach((index, row) => (rowOf[index] = row));
         const labels = keep(tensor(new BigInt64Array(order.map((i) => BigInt(loader.dataset.label(i))))));
@@ -154,7 +151,7 @@ export class PrefixCache {
         sources.push(new CachedSource(loader, features, labels, rowOf, channelsLast));
       }
     } catch (err) {
-      tensors.forEach((t) => t.dispose());
+      [...tensors, ...parts].forEach((t) => t.dispose());
       throw err;
     } finally {
       model.train(wasTraining);
