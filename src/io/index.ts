@@ -6,3 +6,4 @@ export {
 } from './safetensors.js';
 export { loadPth, parsePth } from './pth.js';
 export { loadStateDict, saveStateDict, extractStateDict } from './state-dict.js';
+export { openRegularFile, readRegularFile, readRegularFileAsync, readTextFile, describeFileType, InputFileError, INPUT_LIMITS } from './read.js';

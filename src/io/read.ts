@@ -1,0 +1,132 @@
+// Bounded reading of user-supplied files. Only regular files are read: a FIFO would block the
+// open (or the read) forever, a character device like /dev/zero or /dev/urandom never ends, and
+// a directory or socket is a mistake. The type is checked on the opened descriptor (fstat), so a
+// symlink is judged by what it points at and a swap between check and read cannot slip through.
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
+
+/** Flags that make open() of a FIFO or a terminal return at once instead of waiting for a peer. */
+const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/** A file that cannot be read as data: not there, not a regular file, or over a size limit. */
+export class InputFileError extends Error {
+  constructor(readonly path: string, message: string, options?: { cause?: unknown }) {
+    super(`${path}: ${message}`, options);
+  }
+}
+
+/** What a non-regular file is, for messages ('a FIFO', 'a character device', ...). */
+export function describeFileType(st: Stats): string {
+  if (st.isFile()) return 'a regular file';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+function symlinkNote(path: string): string {
+  try {
+    const real = realpathSync(path);
+    return real === path ? '' : ` (it resolves to ${real})`;
+  } catch {
+    return '';
+  }
+}
+
+function sizeLimitError(path: string, size: number, maxBytes: number, what: string): InputFileError {
+  return new InputFileError(path, `${what} is ${size.toLocaleString('en-US')} bytes, more than the limit of ${maxBytes.toLocaleString('en-US')} bytes`);
+}
+
+function openError(path: string, err: unknown, what: string): InputFileError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (err as Error).message;
+  return new InputFileError(path, `cannot open the ${what}: ${why}`, { cause: err });
+}
+
+/**
+ * Opens `path` for reading if, after following symlinks, it is a regular file; returns the
+ * descriptor (the caller closes it) and the file's size. `what` names the file's role in messages
+ * ('image', 'weights file', ...).
+ */
+export function openRegularFile(path: string, what = 'file'): { fd: number; size: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS);
+  } catch (err) {
+    throw openError(path, err, what);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new InputFileError(path, `the ${what} is ${describeFileType(st)}${symlinkNote(path)}, not a regular file`);
+    return { fd, size: st.size };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** The whole of a regular file, refused beyond `maxBytes` before anything is allocated. */
+export function readRegularFile(path: string, options: { maxBytes: number; what?: string }): Buffer {
+  const what = options.what ?? 'file';
+  const { fd, size } = openRegularFile(path, what);
+  try {
+    if (size > options.maxBytes) throw sizeLimitError(path, size, options.maxBytes, `the ${what}`);
+    const out = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const n = readSync(fd, out, done, size - done, done);
+      if (n === 0) throw new InputFileError(path, `the ${what} shrank while being read (ended at byte ${done} of ${size})`);
+      done += n;
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A regular file's text (UTF-8), refused beyond `maxBytes`. */
+export function readTextFile(path: string, options: { maxBytes: number; what?: string }): string {
+  return readRegularFile(path, options).toString('utf8');
+}
+
+/** The async form of readRegularFile, for work that must not block the event loop (image decoding). */
+export async function readRegularFileAsync(path: string, options: { maxBytes: number; what?: string }): Promise<Buffer> {
+  const what = options.what ?? 'file';
+  let handle;
+  try {
+    handle = await openAsync(path, OPEN_FLAGS);
+  } catch (err) {
+    throw openError(path, err, what);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new InputFileError(path, `the ${what} is ${describeFileType(st)}${symlinkNote(path)}, not a regular file`);
+    if (st.size > options.maxBytes) throw sizeLimitError(path, st.size, options.maxBytes, `the ${what}`);
+    const out = Buffer.allocUnsafe(st.size);
+    let done = 0;
+    while (done < st.size) {
+      const { bytesRead } = await handle.read(out, done, st.size - done, done);
+      if (bytesRead === 0) throw new InputFileError(path, `the ${what} shrank while being read (ended at byte ${done} of ${st.size})`);
+      done += bytesRead;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Limits on what input may make us allocate; each is named in the message that enforces it. */
+export const INPUT_LIMITS = {
+  /** JSON manifests and configs a person edits (delta.json, config.json, adapter_config.json, results.json). */
+  manifestBytes: 16 << 20,
+  /** A CSV list of images. */
+  csvBytes: 256 << 20,
+  /** One encoded image file. */
+  imageBytes: 256 << 20,
+  /** Decoded pixels of one image (width × height); sharp's own default is 268 M. */
+  imagePixels: 100_000_000,
+  /** Classes of a dataset or a delta (ImageNet-21k has 21,843). */
+  classes: 100_000,
+} as const;
