@@ -1,10 +1,12 @@
 // `deltatune demo`: the whole story offline in a few minutes. Pretrain a small zoo backbone on one
 // real dataset (Fashion-MNIST, cached), then delta-tune it on another (MNIST digits) with Mona, a
 // linear probe and full fine-tuning, and print what each costs and reaches.
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { engineInfo, getNumThreads } from '../engine/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { OutputRefusedError, checkNotPseudoFilesystem } from '../io/output.js';
+import { listMethods } from '../delta/index.js';
 import { DEFAULT_LR } from '../experiments/runner.js';
 import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone, demoTransfer } from '../experiments/backbone.js';
 import { tune, type TuneOptions } from '../train/tune.js';
@@ -36,6 +38,23 @@ interface Row {
   seconds: number;
 }
 
+/**
+ * The demo replaces its own earlier output in OUT (its run folders and report), so `npm start`
+ * can run again; a folder holding anything else is refused rather than emptied.
+ */
+function checkDemoFolder(outDir: string, methods: string[]): void {
+  checkNotPseudoFilesystem(outDir, '--out');
+  if (!existsSync(outDir)) return;
+  if (!statSync(outDir).isDirectory()) throw new OutputRefusedError(`--out ${outDir} is a file, not a folder`);
+  const entries = readdirSync(outDir).filter((e) => !e.startsWith('.'));
+  if (entries.length === 0) return;
+  const own = new Set(['pretrain', 'report.json', 'report.md', ...listMethods(), ...methods]);
+  const foreign = entries.filter((e) => !own.has(e));
+  if (foreign.length) {
+    throw new OutputRefusedError(`--out ${outDir} is not an earlier demo's output (it holds ${foreign.slice(0, 3).join(', ')}); give a new or empty folder`);
+  }
+}
+
 export async function runDemo(argv: string[]): Promise<void> {
   const p = parse(argv, {
     cache: { type: 'string' }, out: { type: 'string' }, 'pretrain-epochs': { type: 'string' }, epochs: { type: 'string' },
@@ -53,6 +72,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   const say = (s: string) => {
     if (mode !== 'json' && mode !== 'quiet') console.log(s);
   };
+  checkDemoFolder(outDir, methods);
   const started = performance.now();
   say(`deltatune demo: libtorch on ${getNumThreads()} threads, BLAS ${engineInfo().blas}`);
 

@@ -1,5 +1,9 @@
 // `deltatune inspect`: what a model, a weights file, a delta or a run holds.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { finite, validate, z } from '../io/json.js';
+import { INPUT_LIMITS, readTextFile } from '../io/read.js';
+import { readRunConfig } from '../train/run-config.js';
+import { readRunSummary } from '../experiments/files.js';
 import { extname, join } from 'node:path';
 import { noGrad } from '../engine/index.js';
 import { createModel, listModels } from '../models/index.js';
@@ -101,18 +105,26 @@ function inspectDelta(dir: string, json: boolean): void {
 }
 
 function inspectRun(dir: string, json: boolean): void {
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const summaryPath = join(dir, 'summary.json');
-  const summary = existsSync(summaryPath) ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as Record<string, unknown>) : null;
-  const history = existsSync(join(dir, 'metrics.jsonl'))
-    ? readFileSync(join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { epoch: number; trainLoss: number; val?: { top1: number } })
+  const config = readRunConfig(dir);
+  const summary = existsSync(join(dir, 'summary.json')) ? readRunSummary(dir) : null;
+  const metricsPath = join(dir, 'metrics.jsonl');
+  const history = existsSync(metricsPath)
+    ? readTextFile(metricsPath, { maxBytes: INPUT_LIMITS.manifestBytes, what: 'metrics log' }).split('\n').filter(Boolean).map((line, i) => {
+        try {
+          return validate(epochLine, JSON.parse(line), `${metricsPath}:${i + 1}`, 'metrics line');
+        } catch (err) {
+          throw new Error(err instanceof SyntaxError ? `${metricsPath}:${i + 1}: not valid JSON: ${err.message}` : (err as Error).message);
+        }
+      })
     : [];
   out(json, { config, summary, history }, [
-    `run ${dir}: ${String(config.method)} on ${String(config.model)}${summary ? '' : ' (not finished)'}`,
+    `run ${dir}: ${String(config.method ?? config.tune?.method)} on ${String(config.model ?? config.tune?.model)}${summary ? '' : ' (not finished)'}`,
     ...history.map((r) => `  epoch ${r.epoch + 1}: train loss ${r.trainLoss.toFixed(4)}${r.val ? `, val top-1 ${r.val.top1.toFixed(2)}%` : ''}`),
     ...(existsSync(join(dir, 'best', 'delta.json')) ? [`best delta: ${join(dir, 'best')} (${mib(statSync(join(dir, 'best', 'delta.safetensors')).size)})`] : []),
   ]);
 }
+
+const epochLine = z.looseObject({ epoch: z.number().int().min(0), trainLoss: finite(), val: z.looseObject({ top1: finite() }).optional() });
 
 function inspectWeights(file: string, json: boolean): void {
   const ext = extname(file).toLowerCase();

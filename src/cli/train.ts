@@ -44,8 +44,12 @@ Training:
   --clip-grad F  --accumulate N  --patience N (early stopping; default off)
   --checkpoint-every N    optimizer steps between resume points (default 100; each epoch end too)
 Output:
-  --out DIR               run directory (default runs/<model>-<method>)
-  --resume DIR            continue a killed or stopped run exactly where it left off
+  --out DIR               run directory (default runs/<model>-<method>); must be new, empty, or
+                          (with --force) an earlier run, which is then replaced
+  --force                 replace the run already in --out (never files this run reads)
+  --resume DIR            continue a killed or stopped run exactly where it left off (from any
+                          working directory, also after the run folder moved)
+  --allow-data-change     with --resume: go on although the data list changed since the start
   --progress auto|bar|lines   live bar on a terminal, plain lines otherwise (default auto)
   --quiet                 only the final line     --json   JSON lines on stdout`;
 
@@ -59,7 +63,8 @@ const flags = {
   'label-smoothing': { type: 'string' }, 'clip-grad': { type: 'string' }, accumulate: { type: 'string' }, patience: { type: 'string' },
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
   quiet: { type: 'boolean' }, json: { type: 'boolean' }, 'cache-frozen-prefix': { type: 'boolean' },
-  'memory-format': { type: 'string' }, 'frozen-precision': { type: 'string' },
+  'memory-format': { type: 'string' }, 'frozen-precision': { type: 'string' }, force: { type: 'boolean' },
+  'allow-data-change': { type: 'boolean' },
 } as const;
 
 export async function runTrain(argv: string[]): Promise<void> {
@@ -70,7 +75,7 @@ export async function runTrain(argv: string[]): Promise<void> {
   const resumeDir = str(p, 'resume');
   let options: TuneOptions;
   if (resumeDir) {
-    const others = Object.keys(p.values).filter((k) => !['resume', 'progress', 'quiet', 'json'].includes(k));
+    const others = Object.keys(p.values).filter((k) => !['resume', 'progress', 'quiet', 'json', 'allow-data-change'].includes(k));
     if (others.length) throw new UsageError(`--resume takes the run's saved options; drop --${others.join(', --')}`, h);
     options = { ...runOptions(resumeDir), progress: mode };
   } else {
@@ -113,7 +118,12 @@ export async function runTrain(argv: string[]): Promise<void> {
       progress: mode,
     });
   }
-  const result = await tune(options, { resume: Boolean(resumeDir) });
+  if (p.values['allow-data-change'] && !resumeDir) throw new UsageError('--allow-data-change goes with --resume', h);
+  const result = await tune(options, {
+    resume: Boolean(resumeDir),
+    force: p.values.force === true,
+    allowDataChange: p.values['allow-data-change'] === true,
+  });
   const last = result.history.at(-1);
   const line = {
     runDir: result.runDir,

@@ -3,6 +3,8 @@
 // installation (so several deltas can share one base), the delta's own state dict, and merging.
 // Shaped after Hugging Face PEFT (tuners_utils: targets are full-match regexes or name suffixes).
 import { Tensor, keep, noGrad } from '../engine/index.js';
+import { isFloating } from '../engine/dtype.js';
+import { firstNonFinite } from '../io/state-dict.js';
 import { Module } from '../nn/module.js';
 import { BatchNorm2d, Conv2d, Linear } from '../nn/layers.js';
 import { conv2d } from '../ops/conv.js';
@@ -325,13 +327,23 @@ export class Delta {
     const mismatched = [...state].filter(([k, t]) => own.has(k) && own.get(k)!.shape.join() !== t.shape.join()).map(([k]) => k);
     if (missing.length || unexpected.length || mismatched.length) {
       const list = (xs: string[]) => (xs.length > 10 ? `${xs.slice(0, 10).join(', ')}, ... (${xs.length})` : xs.join(', '));
+      const shapes = (k: string) => `${k} [${state.get(k)!.shape.join(', ')}] vs [${own.get(k)!.shape.join(', ')}]`;
       throw new Error(
-        `delta ${source ?? ''} does not fit this '${this.method}' delta on ${this.model.config.name}:` +
-          (missing.length ? `\n  missing: ${list(missing)}` : '') +
-          (unexpected.length ? `\n  unexpected: ${list(unexpected)}` : '') +
-          (mismatched.length ? `\n  mis-shaped: ${list(mismatched)}` : ''),
+        `delta ${source ?? ''} does not fit this '${this.method}' delta on ${this.model.config.name}: ` +
+          [
+            missing.length ? `missing ${list(missing)}` : '',
+            unexpected.length ? `unexpected ${list(unexpected)}` : '',
+            mismatched.length ? `mis-shaped ${list(mismatched.map(shapes))}` : '',
+          ].filter(Boolean).join('; '),
       );
     }
+    const wrongType = [...state].find(([k, t]) => isFloating(own.get(k)!.dtype) !== isFloating(t.dtype));
+    if (wrongType) {
+      throw new Error(`delta ${source ?? ''}: tensor '${wrongType[0]}' is ${wrongType[1].dtype}, but this delta's '${wrongType[0]}' is ${own.get(wrongType[0])!.dtype}`);
+    }
+    // A NaN or inf in a delta would spread through every prediction without a word.
+    const bad = firstNonFinite(state);
+    if (bad !== null) throw new Error(`delta ${source ?? ''}: tensor '${bad}' holds NaN or infinite values`);
     noGrad(() => {
       for (const [k, t] of state) own.get(k)!.copy_(t);
     });
@@ -582,11 +594,14 @@ export const check = {
     if (unknown.length) throw new Error(`${method}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}; valid: ${allowed.join(', ') || '(none)'}`);
   },
   positiveInt(value: unknown, key: string, method: string): number {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw new Error(`${method}: '${key}' must be a positive integer, got ${JSON.stringify(value)}`);
+    // The cap keeps a typo (or a tampered file) from asking for a layer of astronomical width.
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > 1 << 20) {
+      throw new Error(`${method}: '${key}' must be a positive integer ≤ ${1 << 20}, got ${JSON.stringify(value)}`);
+    }
     return value;
   },
   number(value: unknown, key: string, method: string, min = -Infinity, max = Infinity): number {
-    if (typeof value !== 'number' || !(value >= min && value <= max)) throw new Error(`${method}: '${key}' must be a number in [${min}, ${max}], got ${JSON.stringify(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || !(value >= min && value <= max)) throw new Error(`${method}: '${key}' must be a number in [${min}, ${max}], got ${JSON.stringify(value)}`);
     return value;
   },
   boolean(value: unknown, key: string, method: string): boolean {

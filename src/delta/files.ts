@@ -2,17 +2,58 @@
 // model and a sha256 fingerprint of its weights file, library version). Also LoRA deltas in
 // Hugging Face PEFT's layout (adapter_config.json + adapter_model.safetensors).
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { finite, finiteJson, readJsonFile, validate, z } from '../io/json.js';
+import { INPUT_LIMITS, openRegularFile } from '../io/read.js';
 import type { VisionModel } from '../models/base.js';
-import { applyDelta, type Delta } from './core.js';
+import { applyDelta, listMethods, type Delta } from './core.js';
 
 const FORMAT = 'deltatune.delta';
 const FORMAT_VERSION = 1;
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+/**
+ * delta.json as it must be: every field typed, numbers finite, and the fields that must agree do
+ * (classes vs numClasses, a fingerprint vs a weights file name). Unknown extra fields are kept.
+ */
+export const deltaManifestSchema = z
+  .looseObject({
+    format: z.literal(FORMAT, { error: `must be '${FORMAT}'` }),
+    formatVersion: z.number().int().min(1).max(FORMAT_VERSION, { error: `is newer than this deltatune reads (${FORMAT_VERSION}); upgrade deltatune` }),
+    library: z.string(),
+    method: z.string().refine((m) => listMethods().includes(m), { error: (i) => `unknown method '${String(i.input)}' (known: ${listMethods().join(', ')})` }),
+    config: z.record(z.string(), finiteJson),
+    model: z.string().min(1),
+    numClasses: z.number().int().min(1).max(INPUT_LIMITS.classes),
+    base: z.object({
+      weightsFile: z.string().min(1).nullable(),
+      path: z.string().min(1).nullable().optional(),
+      sha256: z.string().regex(SHA256, 'must be 64 lowercase hex digits').nullable(),
+    }, { error: 'is required: the base weights (file name and sha256, or nulls for a random init)' }).refine((b) => (b.weightsFile === null) === (b.sha256 === null), {
+      error: 'weightsFile and sha256 must both be set (pretrained base) or both be null (random init)',
+    }),
+    classes: z.array(z.string().min(1, 'a class name must not be empty'), { error: 'is required: one name per output class' }).max(INPUT_LIMITS.classes),
+    preprocess: z.record(z.string(), finiteJson, { error: 'is required: how images were prepared (size, mean, std); without it predictions would use a guessed transform' }),
+    tensors: z.number().int().min(0),
+    bytes: finite(),
+    createdAt: z.string(),
+  })
+  .superRefine((m, ctx) => {
+    if (m.classes.length !== m.numClasses) {
+      ctx.addIssue({ code: 'custom', path: ['classes'], message: `lists ${m.classes.length} names but numClasses is ${m.numClasses}` });
+    }
+    const seen = new Set<string>();
+    m.classes.forEach((c, i) => {
+      if (seen.has(c)) ctx.addIssue({ code: 'custom', path: ['classes', i], message: `'${c}' appears twice` });
+      seen.add(c);
+    });
+  });
 
 export interface DeltaManifest {
   format: typeof FORMAT;
@@ -24,10 +65,10 @@ export interface DeltaManifest {
   numClasses: number;
   /** The base weights: file name, where it was when the delta was saved (a hint), and its sha256. */
   base: { weightsFile: string | null; path?: string | null; sha256: string | null };
-  /** Class names, index = label (when the trainer knew them). */
-  classes?: string[];
+  /** Class names, index = label. */
+  classes: string[];
   /** How images were prepared for this delta (image size, normalisation), for predict and eval. */
-  preprocess?: Record<string, unknown>;
+  preprocess: Record<string, unknown>;
   tensors: number;
   bytes: number;
   createdAt: string;
@@ -51,7 +92,7 @@ export function fileSha256(path: string): string {
   const cached = hashCache.get(path);
   if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached.sha256;
   const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
+  const { fd } = openRegularFile(path, 'weights file');
   try {
     const buf = Buffer.allocUnsafe(8 << 20);
     for (let pos = 0; ; ) {
@@ -74,8 +115,16 @@ function baseFingerprint(model: VisionModel): { weightsFile: string | null; path
 }
 
 export interface SaveDeltaOptions {
+  /** Class names, index = label (default '0', '1', ...). */
   classes?: readonly string[];
+  /** How images are prepared for this delta (default: the model's evaluation transform at its input size). */
   preprocess?: Record<string, unknown>;
+}
+
+/** The model's evaluation transform, for deltas saved without one (mirrors data's evalTransform defaults). */
+function defaultPreprocess(model: VisionModel): Record<string, unknown> {
+  const c = model.config;
+  return { size: c.inputSize[2], train: false, mean: [...c.mean], std: [...c.std] };
 }
 
 /** Writes the delta to `dir` (created if needed) as delta.safetensors + delta.json, atomically. */
@@ -83,7 +132,7 @@ export function saveDelta(delta: Delta, dir: string, options: SaveDeltaOptions =
   const state = delta.stateDict();
   mkdirSync(dir, { recursive: true });
   const summary = delta.summary();
-  const manifest: DeltaManifest = {
+  const manifest: DeltaManifest = validate(deltaManifestSchema, {
     format: FORMAT,
     formatVersion: FORMAT_VERSION,
     library: libraryVersion(),
@@ -92,30 +141,24 @@ export function saveDelta(delta: Delta, dir: string, options: SaveDeltaOptions =
     model: delta.model.config.name,
     numClasses: delta.head.outFeatures,
     base: baseFingerprint(delta.model),
-    ...(options.classes ? { classes: [...options.classes] } : {}),
-    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+    classes: options.classes ? [...options.classes] : Array.from({ length: delta.head.outFeatures }, (_, i) => String(i)),
+    preprocess: options.preprocess ?? defaultPreprocess(delta.model),
     tensors: state.size,
     bytes: summary.bytes,
     createdAt: new Date().toISOString(),
-  };
+  }, join(dir, 'delta.json'), 'delta manifest (about to be written)') as DeltaManifest;
   saveSafetensors(join(dir, 'delta.safetensors'), state, { format: FORMAT, method: delta.method, model: manifest.model });
   writeFileAtomic(join(dir, 'delta.json'), Buffer.from(JSON.stringify(manifest, null, 2) + '\n'));
   return manifest;
 }
 
+/** Reads and validates `dir`/delta.json; errors name the file and the field at fault. */
 export function readDeltaManifest(dir: string): DeltaManifest {
   const path = join(dir, 'delta.json');
-  let manifest: DeltaManifest;
-  try {
-    manifest = JSON.parse(readFileSync(path, 'utf8')) as DeltaManifest;
-  } catch (err) {
-    throw new Error(`${path}: cannot read the delta manifest: ${(err as Error).message}`);
+  if (!existsSync(path)) {
+    throw new Error(existsSync(dir) ? `${dir}: not a delta folder (no delta.json)` : `${dir}: no such delta folder`);
   }
-  if (manifest.format !== FORMAT) throw new Error(`${path}: not a deltatune delta (format '${String(manifest.format)}')`);
-  if (manifest.formatVersion > FORMAT_VERSION) {
-    throw new Error(`${path}: delta format version ${manifest.formatVersion} is newer than this deltatune reads (${FORMAT_VERSION}); upgrade deltatune`);
-  }
-  return manifest;
+  return readJsonFile(path, deltaManifestSchema, 'delta manifest') as DeltaManifest;
 }
 
 export interface LoadDeltaOptions {
@@ -140,7 +183,11 @@ export function loadDelta(model: VisionModel, dir: string, options: LoadDeltaOpt
   const { tensors } = loadSafetensors(join(dir, 'delta.safetensors'));
   let delta: Delta | undefined;
   try {
-    delta = applyDelta(model, { method: manifest.method, numClasses: manifest.numClasses, ...manifest.config });
+    try {
+      delta = applyDelta(model, { method: manifest.method, numClasses: manifest.numClasses, ...manifest.config });
+    } catch (err) {
+      throw new Error(`${join(dir, 'delta.json')}: field 'config': ${(err as Error).message}`, { cause: err });
+    }
     delta.loadStateDict(tensors, join(dir, 'delta.safetensors'));
     return delta;
   } catch (err) {

@@ -86,7 +86,7 @@ registerMethod<LoraConfig>({
     const transformer = model.config.family === 'swin' || model.config.family === 'vit';
     return {
       rank: raw.rank === undefined ? (transformer ? 64 : 8) : check.positiveInt(raw.rank, 'rank', 'lora'),
-      alpha: raw.alpha === undefined ? 1 : check.number(raw.alpha, 'alpha', 'lora', 0),
+      alpha: raw.alpha === undefined ? 1 : check.number(raw.alpha, 'alpha', 'lora', 0, 1e6),
       dropout: raw.dropout === undefined ? 0 : check.number(raw.dropout, 'dropout', 'lora', 0, 0.999),
       targets: raw.targets === undefined ? defaultTargets(model) : check.targets(raw.targets, 'targets', 'lora'),
     };

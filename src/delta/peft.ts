@@ -2,7 +2,8 @@
 // torchvision/timm-named models: adapter_config.json + adapter_model.safetensors with keys
 // `base_model.model.<module path>.lora_A.weight` / `.lora_B.weight`, and the trained head under
 // `modules_to_save` (saved, as PEFT does, as `base_model.model.<head path>.weight`).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { finite, readJsonFile, z } from '../io/json.js';
 import { join } from 'node:path';
 import { noGrad, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
@@ -60,20 +61,25 @@ export function savePeftLora(delta: Delta, dir: string): void {
   writeFileAtomic(join(dir, 'adapter_config.json'), Buffer.from(JSON.stringify(peftConfig, null, 2) + '\n'));
 }
 
+const emptyPattern = (key: string) =>
+  z.record(z.string(), z.unknown()).nullable().optional().refine((v) => !v || Object.keys(v).length === 0, `per-module '${key}' is not supported`);
+
+/** The adapter_config.json fields this reader uses, as PEFT writes them; other fields are kept and ignored. */
+export const peftConfigSchema = z.looseObject({
+  peft_type: z.literal('LORA', { error: (i) => `is '${String(i.input)}'; only LORA adapters are supported` }),
+  r: z.number().int().min(1).max(1 << 16),
+  lora_alpha: finite().refine((v) => v > 0 && v <= 1e6, 'must be in (0, 1e6]'),
+  lora_dropout: finite().refine((v) => v >= 0 && v < 1, 'must be in [0, 1)').nullable().optional().transform((v) => v ?? undefined),
+  target_modules: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'must be a regular expression or a non-empty list of module names' }),
+  bias: z.enum(['none'], { error: (i) => `'${String(i.input)}' is not supported (only 'none')` }).optional(),
+  rank_pattern: emptyPattern('rank_pattern'),
+  alpha_pattern: emptyPattern('alpha_pattern'),
+});
+
 /** Reads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto `model`. */
 export function loadPeftLora(model: VisionModel, dir: string): Delta {
   const configPath = join(dir, 'adapter_config.json');
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`${configPath}: cannot read the PEFT config: ${(err as Error).message}`);
-  }
-  if (cfg.peft_type !== 'LORA') throw new Error(`${configPath}: peft_type is '${String(cfg.peft_type)}'; only LORA adapters are supported`);
-  for (const key of ['rank_pattern', 'alpha_pattern']) {
-    if (cfg[key] && Object.keys(cfg[key] as object).length) throw new Error(`${configPath}: per-module '${key}' is not supported`);
-  }
-  if (cfg.bias && cfg.bias !== 'none') throw new Error(`${configPath}: bias '${String(cfg.bias)}' is not supported (only 'none')`);
+  const cfg = readJsonFile(configPath, peftConfigSchema, 'PEFT adapter config');
   const { tensors } = loadSafetensors(join(dir, 'adapter_model.safetensors'));
   let delta: Delta | undefined;
   try {
@@ -84,13 +90,12 @@ export function loadPeftLora(model: VisionModel, dir: string): Delta {
       state.set(name, t);
     }
     const headWeight = state.get(`${model.config.classifier}.weight`);
-    const targets = Array.isArray(cfg.target_modules) ? (cfg.target_modules as string[]) : String(cfg.target_modules);
     delta = applyDelta(model, {
       method: 'lora',
-      rank: cfg.r as number,
-      alpha: cfg.lora_alpha as number,
-      dropout: (cfg.lora_dropout as number | undefined) ?? 0,
-      targets,
+      rank: cfg.r,
+      alpha: cfg.lora_alpha,
+      dropout: cfg.lora_dropout ?? 0,
+      targets: cfg.target_modules,
       ...(headWeight ? { numClasses: headWeight.shape[0] } : {}),
     });
     // A PEFT file without the head keeps this delta's fresh head.

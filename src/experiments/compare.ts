@@ -1,6 +1,7 @@
 // `compare` and `ablate-scales`: the same budget for every variant and seed, then one report.
 
 import { runGrid, DEFAULT_METHODS, type ExperimentBase, type Variant } from './runner.js';
+import { checkExperimentFolder } from './files.js';
 import { writeReport, summariseRuns, type ExperimentResults } from './report.js';
 
 export interface ExperimentOptions {
@@ -31,6 +32,7 @@ function budget(base: ExperimentOptions['base']): string {
 }
 
 async function run(kind: ExperimentResults['kind'], variants: Variant[], o: ExperimentOptions, notes: (r: ExperimentResults) => string[]) {
+  checkExperimentFolder(o.outDir, kind);
   const withLr = variants.map((v) => (o.methodLr?.[v.method] ? { ...v, overrides: { ...v.overrides, lr: o.methodLr[v.method] } } : v));
   const { runs, failures } = await runGrid({ variants: withLr, seeds: o.seeds, base: o.base, outDir: o.outDir, lr: o.lr, log: o.log });
   const results: ExperimentResults = {

@@ -3,6 +3,7 @@
 // collects what the report needs.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { readRunSummary } from './files.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TuneOptions } from '../train/tune.js';
@@ -72,12 +73,7 @@ function runChild(options: TuneOptions, threads?: number): Promise<WorkerResult>
 
 /** Reads a finished run directory into a report record. */
 export function readRun(runDir: string, label: string, method: string, seed: number): RunRecord {
-  const summary = JSON.parse(readFileSync(join(runDir, 'summary.json'), 'utf8')) as {
-    seconds: number;
-    peakRssMiB: number;
-    final?: { top1: number };
-    delta: { percent: number };
-  };
+  const summary = readRunSummary(runDir);
   const history = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as EpochRecord);
   return {
     label,

@@ -1,5 +1,9 @@
 // State dicts (parameter name → tensor) from whatever checkpoint layout people actually save.
 import { Tensor } from '../engine/tensor.js';
+import { isFloating } from '../engine/dtype.js';
+import { noGrad } from '../engine/autograd.js';
+import { isfinite } from '../ops/pointwise.js';
+import { all } from '../ops/reduce.js';
 import { kind } from './pickle.js';
 import { collectTensors, loadPth } from './pth.js';
 import { loadSafetensors, saveSafetensors } from './safetensors.js';
@@ -21,13 +25,22 @@ export function loadStateDict(path: string): Map<string, Tensor> {
   const src = fileSource(path);
   let magic: Uint8Array;
   try {
-    magic = src.readAt(0, Math.min(4, src.size)).slice();
+    magic = src.readAt(0, Math.min(9, src.size)).slice();
   } finally {
     src.close();
   }
   // Legacy pickled checkpoints start with the pickle PROTO opcode; loadPth explains those.
   const isPth = (magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 3 && magic[3] === 4) || magic[0] === 0x80;
-  if (!isPth) return stripWrapperPrefixes(loadSafetensors(path).tensors);
+  if (!isPth) {
+    // safetensors: an 8-byte little-endian header length, then the JSON header's '{'.
+    if (magic.length < 9 || magic[8] !== 0x7b) {
+      const start = Buffer.from(magic).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+      throw new Error(
+        `${path}: neither a PyTorch checkpoint (.pth/.pt: a zip or a pickle) nor a safetensors file (it starts with '${start}'${/^[\x20-\x7e\s]+$/.test(Buffer.from(magic).toString('latin1')) ? ', which looks like text' : ''})`,
+      );
+    }
+    return stripWrapperPrefixes(loadSafetensors(path).tensors);
+  }
   const checkpoint = loadPth(path);
   let dict: Map<string, Tensor>;
   try {
@@ -39,6 +52,30 @@ export function loadStateDict(path: string): Map<string, Tensor> {
   const kept = new Set(dict.values());
   for (const t of collectTensors(checkpoint)) if (!kept.has(t)) t.dispose();
   return stripWrapperPrefixes(dict);
+}
+
+/** The name of the first floating-point tensor holding NaN or ±inf, or null when all are finite. */
+export function firstNonFinite(stateDict: Map<string, Tensor> | Record<string, Tensor>): string | null {
+  const entries = stateDict instanceof Map ? [...stateDict] : Object.entries(stateDict);
+  for (const [name, t] of entries) {
+    if (!isFloating(t.dtype)) continue;
+    const ok = noGrad(() => {
+      const finite = isfinite(t);
+      const every = all(finite);
+      const v = every.item();
+      every.dispose();
+      finite.dispose();
+      return v;
+    });
+    if (!ok) return name;
+  }
+  return null;
+}
+
+/** Throws naming `what` and the tensor when a state dict holds NaN or ±inf (a diverged or tampered model). */
+export function checkFinite(stateDict: Map<string, Tensor> | Record<string, Tensor>, what: string): void {
+  const bad = firstNonFinite(stateDict);
+  if (bad !== null) throw new Error(`${what}: tensor '${bad}' holds NaN or infinite values; nothing was written`);
 }
 
 /** Writes a state dict as safetensors (atomically; see `saveSafetensors`). */

@@ -159,6 +159,9 @@ class QuietProgress implements ProgressSink {
   step(): void {}
   evaluating(): void {}
   epochEnd(): void {}
-  message(): void {}
+  /** Quiet hides progress, not problems: warnings (skipped images, ...) still reach stderr. */
+  message(text: string): void {
+    if (text.startsWith('warning:')) process.stderr.write(`${text}\n`);
+  }
   close(): void {}
 }

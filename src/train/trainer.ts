@@ -77,6 +77,13 @@ export interface TrainResult {
   peakRssMiB: number;
 }
 
+/** JSON with object keys sorted, so two configs compare by content, not by key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 /** The loss became NaN or infinite: training stops and the last good checkpoint is kept. */
 export class DivergedError extends Error {}
 
@@ -245,10 +252,16 @@ export class Trainer {
     };
     const text = JSON.stringify(config, null, 2) + '\n';
     if (resume && existsSync(path)) {
-      if (readFileSync(path, 'utf8') !== text) {
+      // Where the run lives (it may have moved) and the data's fingerprints (a resume the caller
+      // allowed with --allow-data-change) may differ; the configuration itself may not.
+      const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+      const now = JSON.parse(text) as Record<string, unknown>;
+      const essence = (c: Record<string, unknown>) =>
+        canonicalJson({ ...c, fingerprints: undefined, tune: c.tune && typeof c.tune === 'object' ? { ...c.tune, out: undefined } : c.tune });
+      if (essence(saved) !== essence(now)) {
         throw new Error(`${path}: the run was started with another configuration; resume with the same options (or start a new run directory)`);
       }
-      return;
+      if (canonicalJson(saved) === canonicalJson(now)) return;
     }
     writeFileAtomic(path, Buffer.from(text));
   }
@@ -347,9 +360,10 @@ export class Trainer {
             batch.dispose();
           }
           if (!Number.isFinite(loss)) {
+            const kept = ['last', 'best', 'state.safetensors'].filter((f) => existsSync(join(this.runDir, f)));
             throw new DivergedError(
-              `the loss became ${loss} at epoch ${epoch + 1}, batch ${micro + 1} (optimizer step ${progress.step}, lr ${lr.toExponential(2)}); ` +
-                `training stopped. The last good checkpoint is kept in ${this.runDir} (last/, state.safetensors). ` +
+              `the loss became ${loss} at epoch ${epoch + 1}, batch ${micro + 1} (optimizer step ${progress.step}, lr ${lr.toExponential(2)}); training stopped. ` +
+                (kept.length ? `The last good checkpoint is kept in ${this.runDir} (${kept.join(', ')}). ` : 'No checkpoint had been saved yet. ') +
                 'Lower the learning rate or set a gradient clip.',
             );
           }

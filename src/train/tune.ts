@@ -1,9 +1,13 @@
 // One call from "a model, a method and some images" to a trained delta in a run directory — the
 // API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { cpuHasNativeBfloat16, manualSeed, noGrad } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
+import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
+import { fileSha256 } from '../delta/files.js';
+import { readRunConfig, type DataFingerprint } from './run-config.js';
 import { createModel, listModels, modelConfig } from '../models/index.js';
 import type { VisionModel } from '../models/base.js';
 import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
@@ -11,6 +15,7 @@ import {
   ArrayDataset, CsvList, DataLoader, ImageFiles, ImageFolder, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
   type Dataset, type TransformOptions,
 } from '../data/index.js';
+import { resolveTransform } from '../data/transforms.js';
 import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
 import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
 import { createProgress, type ProgressMode } from './progress.js';
@@ -90,6 +95,13 @@ export interface DataSplit {
   classes: readonly string[];
   /** True for in-memory same-size image arrays (digits), which are resized whole, never cropped. */
   arrays: boolean;
+}
+
+const BUILTIN_DATA = ['fashion-mnist', 'fashion-mnist:train', 'fashion-mnist:test', 'mnist'];
+
+/** A data spec with its path made absolute (built-in names stay as they are), so a run resumes from any folder. */
+export function absoluteDataSpec(spec: string): string {
+  return BUILTIN_DATA.includes(spec) ? spec : resolve(spec);
 }
 
 function openOne(spec: string, what: string): Dataset {
@@ -199,19 +211,154 @@ function prepareBase(options: TuneOptions, runDir: string): VisionModel {
  * directory (config.json, metrics.jsonl, summary.json, best/ and last/ deltas, state.safetensors).
  * With `resume`, continues that run exactly.
  */
-export async function tune(options: TuneOptions, control: { resume?: boolean } = {}): Promise<TrainResult & { classes: readonly string[]; summary: DeltaSummary; prefixCache: PrefixCacheInfo | null }> {
+export interface TuneControl {
+  /** Continue the run in `options.out` from its state file. */
+  resume?: boolean;
+  /** Replace a run already in `options.out` (never one whose files this run reads). */
+  force?: boolean;
+  /** On resume, go on even though the data list differs from the one the run started with. */
+  allowDataChange?: boolean;
+}
+
+const RUN_FILES = ['config.json', 'metrics.jsonl', 'summary.json', 'state.safetensors', 'base.safetensors', 'best', 'last'];
+
+/** Whether `dir` holds a deltatune run (of any age: finished, killed, or a failed start's config). */
+function holdsRun(dir: string): boolean {
+  return existsSync(join(dir, 'state.safetensors')) || existsSync(join(dir, 'config.json'));
+}
+
+/**
+ * The output policy for a new run: the folder must be new, empty, or (with force) an old run
+ * whose files this run does not read; it may not lie inside the data it reads.
+ */
+function checkRunFolder(runDir: string, options: TuneOptions, force: boolean): void {
+  checkNotPseudoFilesystem(runDir, '--out');
+  if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new OutputRefusedError(`--out ${runDir} is a file, not a run folder`);
+  const reads = [options.weights, options.data, options.valData].filter((r): r is string => Boolean(r) && !BUILTIN_DATA.includes(r!));
+  for (const read of reads) {
+    if (isInside(runDir, read) && statSync(read).isDirectory()) {
+      throw new OutputRefusedError(`--out ${runDir} is inside ${read}, which this run reads; write the run somewhere else`);
+    }
+  }
+  if (!existsSync(runDir)) return;
+  const entries = readdirSync(runDir);
+  if (entries.length === 0) return;
+  if (!holdsRun(runDir)) {
+    throw new OutputRefusedError(`--out ${runDir} is a folder that holds other files (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); give a new or empty folder`);
+  }
+  if (!force) throw new OutputRefusedError(`${runDir} already holds a run; resume it (--resume ${runDir}), pass --force to replace it, or choose another --out`);
+  for (const read of reads) {
+    if (isInside(read, runDir)) throw new OutputRefusedError(`--force would delete ${read}, which this run reads (it is inside ${runDir}); write the run somewhere else`);
+  }
+  const foreign = entries.filter((e) => !RUN_FILES.includes(e) && !e.startsWith('.'));
+  if (foreign.length) throw new OutputRefusedError(`--force: ${runDir} holds files that are not part of a run (${foreign.slice(0, 3).join(', ')}); move them or choose another --out`);
+  for (const e of entries) rmSync(join(runDir, e), { recursive: true, force: true });
+}
+
+/** Removes what a killed process left half-written in a run folder, and restores a delta folder caught mid-swap. */
+function cleanRunFolder(runDir: string): void {
+  for (const which of ['best', 'last']) {
+    const old = join(runDir, `.${which}.old`);
+    // Killed between the two renames of a delta folder swap: the previous copy is the complete one.
+    if (existsSync(old) && !existsSync(join(runDir, which))) renameSync(old, join(runDir, which));
+  }
+  for (const name of readdirSync(runDir)) if (/^\..*\.(tmp|old)$/.test(name)) rmSync(join(runDir, name), { recursive: true, force: true });
+}
+
+/**
+ * A fingerprint of the data a run sees: per split, the number of samples and a sha256 over each
+ * sample's path (relative to the data spec), file size and label. A dataset edited between a kill
+ * and a resume changes it.
+ */
+export function dataFingerprint(split: DataSplit, options: Pick<DataOptions, 'data' | 'valData'>): DataFingerprint {
+  const one = (ds: Dataset, spec: string | undefined) => {
+    const root = spec && !BUILTIN_DATA.includes(spec) ? (existsSync(spec) && statSync(spec).isDirectory() ? resolve(spec) : dirname(resolve(spec))) : null;
+    const hash = createHash('sha256');
+    for (let i = 0; i < ds.length; i++) {
+      const source = ds.source(i);
+      let size = -1;
+      if (root) {
+        try {
+          size = statSync(source).size;
+        } catch {
+          // A missing file changes the fingerprint through its size.
+        }
+      }
+      hash.update(`${root ? relative(root, source) : source}\t${size}\t${ds.label(i)}\n`);
+    }
+    return { count: ds.length, sha256: hash.digest('hex') };
+  };
+  return { train: one(split.train, options.data), val: split.val ? one(split.val, options.valData ?? options.data) : null, classes: [...split.classes] };
+}
+
+function describeDataChange(then: DataFingerprint, now: DataFingerprint): string {
+  const parts: string[] = [];
+  if (then.classes.join('\n') !== now.classes.join('\n')) parts.push(`classes ${then.classes.length} -> ${now.classes.length}`);
+  if (then.train.count !== now.train.count) parts.push(`training images ${then.train.count} -> ${now.train.count}`);
+  else if (then.train.sha256 !== now.train.sha256) parts.push('training files changed (names or sizes)');
+  if ((then.val?.count ?? 0) !== (now.val?.count ?? 0)) parts.push(`validation images ${then.val?.count ?? 0} -> ${now.val?.count ?? 0}`);
+  else if (then.val?.sha256 !== now.val?.sha256) parts.push('validation files changed (names or sizes)');
+  return parts.join(', ');
+}
+
+/**
+ * Trains a delta: opens the data, builds the base, applies the method, trains and writes the run
+ * directory (config.json, metrics.jsonl, summary.json, best/ and last/ deltas, state.safetensors).
+ * With `resume`, continues that run exactly. A new run never replaces an existing one unless
+ * `force`; a start that fails before the first checkpoint removes what it created.
+ */
+export async function tune(options: TuneOptions, control: TuneControl = {}): Promise<TrainResult & { classes: readonly string[]; summary: DeltaSummary; prefixCache: PrefixCacheInfo | null }> {
   checkNames(options.model, options.method);
   const runDir = resolve(options.out);
-  if (!control.resume && existsSync(join(runDir, 'state.safetensors'))) {
-    throw new Error(`${runDir} already holds a run; resume it (--resume ${options.out}) or choose another output directory`);
+  // Absolute paths: a run resumes from any working directory.
+  options = {
+    ...options,
+    out: runDir,
+    data: absoluteDataSpec(options.data),
+    ...(options.valData ? { valData: absoluteDataSpec(options.valData) } : {}),
+    ...(options.weights ? { weights: resolve(options.weights) } : {}),
+  };
+  if (control.resume) {
+    if (!existsSync(join(runDir, 'state.safetensors'))) throw new Error(`${runDir}: no state.safetensors to resume from (the run never saved a checkpoint); start it again`);
+  } else {
+    checkRunFolder(runDir, options, control.force === true);
   }
   const progress = createProgress(options.progress ?? 'auto');
   const split = openData(options);
+  const fingerprint = dataFingerprint(split, options);
+  const weightsSha256 = options.weights ? fileSha256(options.weights) : null;
+  if (control.resume) {
+    const saved = readRunConfig(runDir);
+    if (saved.fingerprints) {
+      const change = describeDataChange(saved.fingerprints.data, fingerprint);
+      if (change && !control.allowDataChange) {
+        throw new Error(`${runDir}: the data changed since the run started (${change}); resuming would mix two datasets. Pass --allow-data-change to go on anyway, or start a new run`);
+      }
+      if (change) progress.message(`warning: the data changed since the run started (${change}); going on as --allow-data-change asks`);
+      if (saved.fingerprints.weights !== weightsSha256) {
+        throw new Error(`${runDir}: the base weights ${options.weights ?? ''} changed since the run started (sha256 ${saved.fingerprints.weights ?? 'none'} -> ${weightsSha256 ?? 'none'}); resuming would train on another base`);
+      }
+    }
+    cleanRunFolder(runDir);
+  }
   const transforms = runTransforms(options, split.arrays);
   const channelsLast = usesChannelsLast(options);
-  const loaders = makeLoaders(split, { ...options, channelsLast }, transforms, (m) => progress.message(`warning: ${m}`));
-  mkdirSync(runDir, { recursive: true });
-  const model = prepareBase(options, runDir);
+  // Every image skipped as undecodable is reported (also under --quiet) and listed in summary.json.
+  const skipped = new Set<string>();
+  const warn = (m: string) => {
+    if (m.startsWith('skipping ') && skipped.size < 10_000) skipped.add(m.slice('skipping '.length));
+    progress.message(`warning: ${m}`);
+  };
+  const loaders = makeLoaders(split, { ...options, channelsLast }, transforms, warn);
+  const folder = new OutputFolder(runDir).prepare();
+  if (control.resume) folder.commit();
+  let model: VisionModel;
+  try {
+    model = prepareBase(options, runDir);
+  } catch (err) {
+    folder.rollback();
+    throw err;
+  }
   let delta: Delta | undefined;
   try {
     manualSeed(options.seed ?? 0);
@@ -247,9 +394,19 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
         ...pickTrainOptions(options),
         seed: options.seed ?? 0,
         ...(cache ? { forward: cache.forward, setupSeconds: cache.info.seconds } : {}),
-        summaryInfo: { delta: { ...summary, byModuleType: undefined }, prefixCache: cache?.info ?? null },
+        summaryInfo: {
+          delta: { ...summary, byModuleType: undefined },
+          prefixCache: cache?.info ?? null,
+          get skippedImages() {
+            return [...skipped];
+          },
+        },
         // Presentation (progress) is not part of the run: a resume may report differently.
-        runConfig: { tune: { ...options, progress: undefined }, classes: split.classes },
+        runConfig: {
+          tune: { ...options, progress: undefined },
+          classes: split.classes,
+          fingerprints: { data: fingerprint, weights: weightsSha256 },
+        },
         deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
       },
       progress,
@@ -260,19 +417,21 @@ export async function tune(options: TuneOptions, control: { resume?: boolean } =
     } finally {
       cache?.dispose();
     }
+  } catch (err) {
+    // A start that never reached its first checkpoint leaves nothing behind.
+    if (!existsSync(join(runDir, 'state.safetensors'))) folder.rollback();
+    throw err;
   } finally {
     delta?.dispose();
     model.dispose();
   }
 }
 
-/** Reads the options a run was started with, for `--resume`. */
+/** Reads the options a run was started with, for `--resume`; the run's folder is where it is now (it may have moved). */
 export function runOptions(runDir: string): TuneOptions {
-  const path = join(runDir, 'config.json');
-  if (!existsSync(path)) throw new Error(`${runDir}: not a run directory (no config.json)`);
-  const config = JSON.parse(readFileSync(path, 'utf8')) as { tune?: TuneOptions };
-  if (!config.tune) throw new Error(`${path}: has no 'tune' options to resume with`);
-  return config.tune;
+  const config = readRunConfig(runDir);
+  if (!config.tune) throw new Error(`${join(runDir, 'config.json')}: has no 'tune' options to resume with`);
+  return { ...(config.tune as TuneOptions), out: resolve(runDir) };
 }
 
 export interface Tuned {
@@ -284,22 +443,45 @@ export interface Tuned {
   dispose(): void;
 }
 
+/**
+ * Where a delta's base weights are: `weights` if given, else the path recorded in the manifest,
+ * else the recorded file name next to the delta or its run folder (a run folder that moved keeps
+ * its base.safetensors beside best/ and last/). Candidates are confirmed by their sha256.
+ */
+function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | undefined): string | undefined {
+  if (weights) {
+    if (!existsSync(weights)) throw new Error(`--weights ${weights}: no such file`);
+    return weights;
+  }
+  const { weightsFile, sha256, path } = manifest.base;
+  if (!weightsFile || !sha256) return undefined;
+  const candidates = [path, join(deltaDir, weightsFile), join(dirname(resolve(deltaDir)), weightsFile)].filter((c): c is string => Boolean(c));
+  for (const c of candidates) {
+    try {
+      if (existsSync(c) && statSync(c).isFile() && fileSha256(c) === sha256) return c;
+    } catch {
+      // unreadable candidates are skipped; the error below names what was tried
+    }
+  }
+  throw new Error(
+    `${deltaDir}: cannot find the base weights ${weightsFile} (sha256 ${sha256.slice(0, 12)}...); looked at ${candidates.join(', ')}. Pass the file with --weights`,
+  );
+}
+
 /** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
 export function loadTuned(deltaDir: string, options: { weights?: string; ignoreBaseMismatch?: boolean } = {}): Tuned {
   const manifest = readDeltaManifest(deltaDir);
-  const weights = options.weights ?? manifest.base.path ?? undefined;
-  if (manifest.base.sha256 && !weights) throw new Error(`${deltaDir}: the delta needs its base weights (${manifest.base.weightsFile}); pass them with --weights`);
-  if (weights && !existsSync(weights)) {
-    throw new Error(`${deltaDir}: the base weights ${weights} are not there any more; pass the file with --weights`);
-  }
+  const manifestPath = join(deltaDir, 'delta.json');
+  const preprocess = manifest.preprocess as unknown as TransformOptions;
+  resolveTransform({ ...preprocess, train: false }, `${manifestPath}: field 'preprocess'`);
+  if (!listModels().includes(manifest.model)) throw new Error(`${manifestPath}: field 'model': unknown model '${manifest.model}'`);
+  const weights = findBase(deltaDir, manifest, options.weights);
   const model = createModel(manifest.model, weights ? { weights } : {});
   try {
     const delta = loadDelta(model, deltaDir, { ignoreBaseMismatch: options.ignoreBaseMismatch });
-    const classes = manifest.classes ?? Array.from({ length: manifest.numClasses }, (_, i) => String(i));
-    const preprocess = (manifest.preprocess as TransformOptions | undefined) ?? evalTransform(224);
     model.eval();
     return {
-      model, delta, manifest, classes, preprocess,
+      model, delta, manifest, classes: manifest.classes, preprocess,
       dispose() {
         delta.dispose();
         model.dispose();
