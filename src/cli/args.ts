@@ -13,10 +13,13 @@ export interface Parsed {
 export function parse(argv: string[], options: Options, help: string, allowPositionals = false): Parsed | null {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true }) as Parsed;
+    parsed = parseArgs({ args: joinNegativeValues(argv, options), options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true }) as Parsed;
   } catch (err) {
-    // parseArgs' messages are long and mention internals; keep the part that names the flag.
-    const message = (err as Error).message.split('. ')[0]!.replace(/^Unknown option/, 'unknown option');
+    // parseArgs' messages are long, several lines, and mention internals; keep the first sentence,
+    // which names the flag (and for a value that starts with a dash, how to pass one).
+    let message = (err as Error).message.split('\n')[0]!.split('. ')[0]!.replace(/\.$/, '').replace(/^Unknown option/, 'unknown option');
+    const ambiguous = /^Option '(--[^']+)' argument is ambiguous$/.exec(message);
+    if (ambiguous) message = `option '${ambiguous[1]}' is missing its value (one that starts with a dash is written ${ambiguous[1]}=-VALUE)`;
     throw new UsageError(message, help);
   }
   if (parsed.values.help) {
@@ -24,6 +27,32 @@ export function parse(argv: string[], options: Options, help: string, allowPosit
     return null;
   }
   return parsed;
+}
+
+/**
+ * `--lr -1` as `--lr=-1`: parseArgs refuses a value that starts with a dash as ambiguous, which
+ * hides the real message (`--lr must be a number ≥ 0, got '-1'`). Only for string options, only
+ * for a next token that starts like a negative number, and not after `--`.
+ */
+function joinNegativeValues(argv: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const name = arg.startsWith('--') && !arg.includes('=') ? arg.slice(2) : undefined;
+    if (name !== undefined && Object.hasOwn(options, name) && options[name]!.type === 'string' && i + 1 < argv.length) {
+      const next = argv[++i]!;
+      // Any other next token is this option's value (or parseArgs' error about it), never an option of its own.
+      if (/^-\.?\d/.test(next)) out.push(`${arg}=${next}`);
+      else out.push(arg, next);
+      continue;
+    }
+    out.push(arg);
+  }
+  return out;
 }
 
 /** The object without its undefined values (so defaults further down apply and nothing prints as undefined). */
@@ -42,14 +71,54 @@ export function required(p: Parsed, name: string, help: string): string {
   return v;
 }
 
+/** A flag's (or variable's) value as it appears in a message: one line (control characters escaped), at most 40 characters. */
+export function shown(raw: string): string {
+  return JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}…` : raw).slice(1, -1);
+}
+
+/** Plain decimal numbers: optional sign, digits, optional fraction, optional exponent ('1e-3'). */
+export const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * The most a numeric flag takes, whatever its command says (a command's own `max` may only be
+ * lower): counts that would otherwise run for ages or allocate without bound. Flags not listed are
+ * bounded by |value| ≤ GENERIC_CAP.
+ */
+export const FLAG_CAPS: Readonly<Record<string, number>> = {
+  epochs: 10_000,
+  'pretrain-epochs': 10_000,
+  'warmup-epochs': 10_000,
+  batch: 65_536,
+  'image-size': 4096,
+  workers: 256,
+  accumulate: 65_536,
+  'checkpoint-every': 1e9,
+  patience: 10_000,
+  'top-k': 1_000_000,
+  seed: 2 ** 31 - 1,
+  // compare's --seeds is a comma list it parses itself; this is its bound for when each item goes through num().
+  seeds: 2 ** 31 - 1,
+};
+export const GENERIC_CAP = 1e15;
+
+/**
+ * A numeric flag: a plain decimal number (no hex, binary, separators, spaces or Infinity), an integer
+ * when asked, within [min, max] and within the flag's cap (FLAG_CAPS, else ±GENERIC_CAP). The message
+ * names the flag, the bounds the command set (and a cap when that is what the value broke) and the value.
+ */
 export function num(p: Parsed, name: string, help: string, check: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
   const raw = str(p, name);
   if (raw === undefined) return undefined;
-  const v = Number(raw);
-  const { integer = false, min = -Infinity, max = Infinity } = check;
-  if (raw.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-    const range = `${min === -Infinity ? '' : `≥ ${min}`}${min !== -Infinity && max !== Infinity ? ' and ' : ''}${max === Infinity ? '' : `≤ ${max}`}`;
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}${range ? ` ${range}` : ''}, got '${raw}'`, help);
+  const v = DECIMAL.test(raw) ? Number(raw) : NaN;
+  const { integer = false } = check;
+  const min = Math.max(check.min ?? -GENERIC_CAP, -GENERIC_CAP);
+  const max = Math.min(check.max ?? Infinity, FLAG_CAPS[name] ?? GENERIC_CAP);
+  if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    const bounds = [
+      ...(check.min !== undefined || v < min ? [`≥ ${min}`] : []),
+      ...(check.max !== undefined || v > max ? [`≤ ${max}`] : []),
+    ];
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}${bounds.length ? ` ${bounds.join(' and ')}` : ''}, got '${shown(raw)}'`, help);
   }
   return v;
 }
@@ -57,7 +126,7 @@ export function num(p: Parsed, name: string, help: string, check: { integer?: bo
 export function choice<T extends string>(p: Parsed, name: string, choices: readonly T[], help: string): T | undefined {
   const raw = str(p, name);
   if (raw === undefined) return undefined;
-  if (!choices.includes(raw as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${raw}'`, help);
+  if (!choices.includes(raw as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got '${shown(raw)}'`, help);
   return raw as T;
 }
 
@@ -74,7 +143,7 @@ export function keyValues(p: Parsed, name: string, help: string): Record<string,
   const out: Record<string, unknown> = {};
   for (const item of list) {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--${name} expects key=value, got '${item}'`, help);
+    if (eq <= 0) throw new UsageError(`--${name} expects key=value, got '${shown(item)}'`, help);
     const key = item.slice(0, eq);
     const value = item.slice(eq + 1);
     out[key] = typed(value);
@@ -82,12 +151,19 @@ export function keyValues(p: Parsed, name: string, help: string): Record<string,
   return out;
 }
 
+/** A number when `s` is a plain decimal (as num() takes them; '0x10' and 'Infinity' stay strings). */
+function decimal(s: string): number | undefined {
+  const v = DECIMAL.test(s) ? Number(s) : NaN;
+  return Number.isFinite(v) ? v : undefined;
+}
+
 function typed(value: string): unknown {
   if (value === 'true' || value === 'false') return value === 'true';
-  if (value !== '' && Number.isFinite(Number(value))) return Number(value);
+  const v = decimal(value);
+  if (v !== undefined) return v;
   if (value.includes(',')) {
     const parts = value.split(',').map((s) => s.trim());
-    return parts.every((s) => s !== '' && Number.isFinite(Number(s))) ? parts.map(Number) : parts;
+    return parts.every((s) => decimal(s) !== undefined) ? parts.map(Number) : parts;
   }
   if (value.startsWith('[') || value.startsWith('{')) {
     try {

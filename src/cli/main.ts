@@ -1,14 +1,9 @@
 #!/usr/bin/env node
-// The `deltatune` command: a thin layer over the public API, one file per sub-command.
-import { runWeights, weightsHelp } from './weights.js';
-import { runTrain, trainHelp } from './train.js';
-import { runEval, evalHelp } from './eval.js';
-import { runPredict, predictHelp } from './predict.js';
-import { runInspect, inspectHelp } from './inspect.js';
-import { runMerge, mergeHelp } from './merge.js';
-import { runDemo, demoHelp } from './demo.js';
-import { runCompare, compareHelp, runAblate, ablateHelp } from './compare.js';
+// The `deltatune` command: a thin layer over the public API, one file per sub-command. The
+// environment is checked before anything loads: command modules (and with them libtorch) are
+// imported only once a command is known, so `deltatune --help` and a bad variable load none.
 import { UsageError } from './errors.js';
+import { DECIMAL, shown } from './args.js'; // no libtorch behind these two
 
 const HELP = `Usage: deltatune <command> [options]
 
@@ -25,17 +20,41 @@ Commands:
 
 Run 'deltatune <command> --help' for a command's options.`;
 
-const commands: Record<string, { run: (argv: string[]) => void | Promise<void>; help: string }> = {
-  demo: { run: runDemo, help: demoHelp },
-  train: { run: runTrain, help: trainHelp },
-  eval: { run: runEval, help: evalHelp },
-  predict: { run: runPredict, help: predictHelp },
-  inspect: { run: runInspect, help: inspectHelp },
-  merge: { run: runMerge, help: mergeHelp },
-  compare: { run: runCompare, help: compareHelp },
-  'ablate-scales': { run: runAblate, help: ablateHelp },
-  weights: { run: runWeights, help: weightsHelp },
+type Run = (argv: string[]) => void | Promise<void>;
+
+const commands: Record<string, () => Promise<Run>> = {
+  demo: async () => (await import('./demo.js')).runDemo,
+  train: async () => (await import('./train.js')).runTrain,
+  eval: async () => (await import('./eval.js')).runEval,
+  predict: async () => (await import('./predict.js')).runPredict,
+  inspect: async () => (await import('./inspect.js')).runInspect,
+  merge: async () => (await import('./merge.js')).runMerge,
+  compare: async () => (await import('./compare.js')).runCompare,
+  'ablate-scales': async () => (await import('./compare.js')).runAblate,
+  weights: async () => (await import('./weights.js')).runWeights,
 };
+
+/**
+ * Environment variables the library reads while it loads, checked as flags are (plain decimal
+ * digits, a bounded range) so that a bad value is one named line and exit code 2 rather than a
+ * stack trace from a module's top level. src/engine/runtime.ts applies the same DELTATUNE_THREADS
+ * rule for API users.
+ */
+const ENVIRONMENT: { name: string; pattern: RegExp; min: number; max: number; what: string }[] = [
+  { name: 'DELTATUNE_THREADS', pattern: /^\d+$/, min: 1, max: 1024, what: 'a whole number from 1 to 1024' },
+  { name: 'DELTATUNE_CPU_CACHE_MB', pattern: DECIMAL, min: 0, max: 1e9, what: 'a number of MiB from 0 to 1000000000' },
+];
+
+/** The first environment problem as a message, or undefined. Unset and empty variables are fine. */
+function environmentProblem(env: NodeJS.ProcessEnv): string | undefined {
+  for (const { name, pattern, min, max, what } of ENVIRONMENT) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    const v = pattern.test(raw) ? Number(raw) : NaN;
+    if (!(v >= min && v <= max)) return `${name} must be ${what}, got '${shown(raw)}'`;
+  }
+  return undefined;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -43,10 +62,17 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return command ? 0 : 2;
   }
-  const entry = commands[command];
-  if (!entry) throw new UsageError(`unknown command '${command}'`, HELP);
-  await entry.run(rest);
+  const load = Object.hasOwn(commands, command) ? commands[command] : undefined;
+  if (!load) throw new UsageError(`unknown command '${command}'`, HELP);
+  const run = await load();
+  await run(rest);
   return 0;
+}
+
+const problem = environmentProblem(process.env);
+if (problem) {
+  console.error(`deltatune: ${problem}`);
+  process.exit(2);
 }
 
 main(process.argv.slice(2)).then(
@@ -55,7 +81,7 @@ main(process.argv.slice(2)).then(
     const message = err instanceof Error ? err.message : String(err);
     // One clear line (libtorch/io messages may carry detail lines; keep the first few).
     if (err instanceof UsageError) {
-      const command = process.argv[2] && process.argv[2] in commands ? ` ${process.argv[2]}` : '';
+      const command = process.argv[2] && Object.hasOwn(commands, process.argv[2]) ? ` ${process.argv[2]}` : '';
       console.error(`deltatune: ${message} (see 'deltatune${command} --help')`);
       process.exit(2);
     }

@@ -90,13 +90,22 @@ export function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-/** Thread count deltatune uses unless DELTATUNE_THREADS says otherwise: every available core. */
+/** The most threads DELTATUNE_THREADS may ask for (src/cli/main.ts checks the same bound before loading this). */
+const MAX_THREADS = 1024;
+
+/**
+ * Thread count deltatune uses unless DELTATUNE_THREADS says otherwise: every available core.
+ * The variable, when set and not empty, must be a plain decimal whole number from 1 to MAX_THREADS
+ * written in digits only ('0x10', ' 4', '4.0', '1e2' and '+4' are refused); a RangeError says so.
+ */
 export function defaultThreadCount(): number {
   const fromEnv = process.env.DELTATUNE_THREADS;
   if (fromEnv !== undefined && fromEnv !== '') {
-    const n = Number(fromEnv);
-    if (!Number.isInteger(n) || n < 1) {
-      throw new RangeError(`DELTATUNE_THREADS=${fromEnv}: expected a whole number of at least 1`);
+    const n = /^\d+$/.test(fromEnv) ? Number(fromEnv) : NaN;
+    if (!(n >= 1 && n <= MAX_THREADS)) {
+      // One line whatever the variable holds: control characters escaped, long values cut.
+      const shown = JSON.stringify(fromEnv.length > 40 ? `${fromEnv.slice(0, 40)}…` : fromEnv).slice(1, -1);
+      throw new RangeError(`DELTATUNE_THREADS must be a whole number from 1 to ${MAX_THREADS}, got '${shown}'`);
     }
     return n;
   }
