@@ -7,7 +7,7 @@
 //   HOSTILE_FIXED=1   only the hand-written cases        HOSTILE_IDS=weights:3,csv:10   just these
 //   HOSTILE_VERBOSE=1 print every case's outcome
 import { benchIds, describeCase, fixedCount, READERS } from '../test/hostile/generate.js';
-import { failureLines, failureReport, resultLine, runHostile, table, tally, writeReport } from '../test/hostile/harness.js';
+import { failureLines, failureReport, leakLines, resultLine, runHostile, slowestLines, table, tally, writeReport } from '../test/hostile/harness.js';
 
 const PER_READER = Number(process.env.HOSTILE_CASES ?? 1000);
 const SEED = Number(process.env.HOSTILE_SEED ?? 1);
@@ -42,6 +42,13 @@ const failures = failureLines(run.outcomes);
 if (failures.length) {
   console.log(`\nfailing cases (${failures.length}; first 60):`);
   for (const line of failures.slice(0, 60)) console.log(`  ${line.slice(0, 300)}`);
+}
+console.log('\nslowest cases:');
+for (const line of slowestLines(run.outcomes)) console.log(`  ${line}`);
+const leaks = leakLines(run.outcomes);
+if (leaks.length) {
+  console.log(`\ncases that left libtorch tensors alive (${run.outcomes.filter((o) => o.leaked > 0).length}):`);
+  for (const line of leaks) console.log(`  ${line}`);
 }
 if (run.baselineChanged.length) console.log(`\nshared baseline files changed: ${run.baselineChanged.join(', ')}`);
 const result = resultLine(run.outcomes);

@@ -98,7 +98,8 @@ export function buildSafetensors(tensors: StTensor[], o: BuildStOptions = {}): B
   }
   const header: Record<string, unknown> = {};
   if (o.metadata !== null) header.__metadata__ = o.metadata ?? { format: 'pt' };
-  for (const t of tensors) header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(t.name) };
+  // defineProperty: a tensor named '__proto__' stays an ordinary key
+  for (const t of tensors) Object.defineProperty(header, t.name, { value: { dtype: t.dtype, shape: t.shape, data_offsets: offsets.get(t.name) }, enumerable: true });
   return withStHeader(Buffer.from((o.render ?? JSON.stringify)(header)), Buffer.concat(chunks), o.pad ?? true);
 }
 

@@ -11,8 +11,9 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
+import sharp from 'sharp';
 import {
-  type PthTensor, type Rng, type StTensor, type ZipIn, Pickler, buildSafetensors, buildZip, contiguousStride, duplicateRange, flipBytes,
+  ST_ITEM as ST_ITEM_OF, type PthTensor, type Rng, type StTensor, type ZipIn, Pickler, buildSafetensors, buildZip, contiguousStride, duplicateRange, flipBytes,
   hashSeed, insertOrDelete, jpegInsertSegment, jpegWithSize, pickleStateDict, pickleTensor, pngChunk, pngInsertChunk, pngWithSize,
   pngZeroBomb, rng, splitSafetensors, truncate, webpWithSize, withStHeader, zerosDeflateRaw,
 } from './formats.js';
@@ -300,7 +301,7 @@ function pickleBomb(kind: 'list' | 'memo' | 'nesting' | 'laughs' | 'nones'): Buf
         b[5 * i] = 0x72;
         b.writeUInt32LE(i, 5 * i + 1);
       }
-      p.raw(b);
+      p.raw(b).op(0x30).int(5); // then the dict is dropped: the checkpoint is a number, invalid with or without a memo limit
       break;
     }
     case 'nesting': { // a list nested 1 M deep
@@ -322,6 +323,40 @@ function pickleBomb(kind: 'list' | 'memo' | 'nesting' | 'laughs' | 'nones'): Buf
     }
   }
   return p.stop().bytes();
+}
+
+/**
+ * A state dict of `n` entries over storage '0' (conv.weight's 48 floats): n distinct tensors
+ * (one _rebuild_tensor_v2 call each, arguments shared through the memo) or n keys naming one tensor.
+ */
+function manyTensorsPickle(n: number, shared: boolean): Buffer {
+  const head = new Pickler().proto(4);
+  head.raw(Buffer.from('ctorch._utils\n_rebuild_tensor_v2\n', 'latin1')).op(0x71, 200).op(0x30);
+  head.mark().str('storage').raw(Buffer.from('ctorch\nFloatStorage\n', 'latin1')).str('0').str('cpu').int(48).tuple().persid().op(0x71, 201).op(0x30);
+  head.mark().op(0x68, 201).int(0).mark().int(48).tuple().mark().int(1).tuple().bool(false);
+  head.raw(Buffer.from('ccollections\nOrderedDict\n', 'latin1')).emptyTuple().op(0x52).tuple().op(0x71, 202).op(0x30);
+  if (shared) head.op(0x68, 200).op(0x68, 202).op(0x52).op(0x71, 203).op(0x30);
+  head.op(0x7d).mark();
+  const per = shared ? 2 + 7 + 2 : 2 + 7 + 5;
+  const body = Buffer.alloc(n * per);
+  for (let i = 0; i < n; i++) {
+    let p = i * per;
+    const name = `t${String(i).padStart(6, '0')}`;
+    body[p++] = 0x8c;
+    body[p++] = 7;
+    p += body.write(name, p, 'latin1');
+    if (shared) {
+      body[p++] = 0x68;
+      body[p++] = 203;
+    } else {
+      body[p++] = 0x68;
+      body[p++] = 200;
+      body[p++] = 0x68;
+      body[p++] = 202;
+      body[p++] = 0x52;
+    }
+  }
+  return Buffer.concat([head.bytes(), body, Buffer.from([0x75, 0x2e])]);
 }
 
 function legacyPickle(b: Baselines): Buffer {
@@ -375,7 +410,8 @@ const WEIGHTS_FIXED: Def[] = [
   w('st-shape-string', 'header shapes', 'reject', (c) => stWith(c.b, (h) => { h['conv.weight'].shape = ['4', 3, 2, 2]; })),
   w('st-shape-huge', 'header shapes', 'reject', (c) => stWith(c.b, (h) => { h['conv.weight'].shape = [2 ** 53 - 1, 2 ** 53 - 1]; })),
   w('st-shape-overflow-to-match', 'header shapes', 'reject', (c) => stWith(c.b, (h) => { h['conv.weight'].shape = [2 ** 32, 2 ** 32, 48]; })),
-  w('st-shape-65-dims', 'header shapes', 'reject', (c) => stWith(c.b, (h) => { h['conv.weight'].shape = [48, ...Array(64).fill(1)]; })),
+  // 65 dimensions of size 1: consistent, only over the reader's own bound (the format sets none)
+  w('st-shape-65-dims', 'header shapes', 'either', (c) => stWith(c.b, (h) => { h['conv.weight'].shape = [48, ...Array(64).fill(1)]; })),
   w('st-shape-null', 'header shapes', 'reject', (c) => stWith(c.b, (h) => { h['conv.weight'].shape = null; })),
   w('st-offsets-past-end', 'header offsets', 'reject', (c) => stWith(c.b, (h) => { const [a, z] = h['mask'].data_offsets; h['mask'].data_offsets = [a + 1000, z + 1000]; })),
   w('st-offsets-reversed', 'header offsets', 'reject', (c) => stWith(c.b, (h) => { const [a, z] = h['conv.weight'].data_offsets; h['conv.weight'].data_offsets = [z, a]; })),
@@ -458,6 +494,8 @@ const WEIGHTS_FIXED: Def[] = [
   w('pth-pickle-4.5M-memo', 'pickle bombs', 'reject', (c) => pthWith(c.b, { pickle: pickleBomb('memo'), method: 8 }), { file: 'model.pth', format: 'pth', heavy: true }),
   w('pth-pickle-1M-nesting', 'pickle bombs', 'reject', (c) => pthWith(c.b, { pickle: pickleBomb('nesting'), method: 8 }), { file: 'model.pth', format: 'pth' }),
   w('pth-pickle-billion-laughs', 'pickle bombs', 'reject', (c) => pthWith(c.b, { pickle: pickleBomb('laughs') }), { file: 'model.pth', format: 'pth' }),
+  w('pth-600k-tensor-objects', 'counts', 'reject', (c) => pthWith(c.b, { pickle: manyTensorsPickle(600_000, false), method: 8 }), { file: 'model.pth', format: 'pth', heavy: true }),
+  w('pth-600k-keys-one-tensor', 'counts', 'either', (c) => pthWith(c.b, { pickle: manyTensorsPickle(600_000, true), method: 8 }), { file: 'model.pth', format: 'pth', heavy: true }),
   w('pth-pickle-long4-2GiB', 'pickle bombs', 'reject', (c) => pthWith(c.b, { pickle: Buffer.from([0x80, 2, 0x8b, 0xff, 0xff, 0xff, 0x7f, 0x2e]) }), { file: 'model.pth', format: 'pth' }),
   w('pth-pickle-binunicode8-huge', 'pickle bombs', 'reject', (c) => pthWith(c.b, { pickle: Buffer.concat([Buffer.from([0x80, 4, 0x8d]), Buffer.from([0, 0, 0, 0, 0, 0, 0, 0x10]), Buffer.from('.')]) }), { file: 'model.pth', format: 'pth' }),
   w('pth-pickle-protocol-9', 'pickle structure', 'reject', (c) => pthWith(c.b, { pickle: pickleStateDict(c.b.pthTensors, { protocol: 9 }) }), { file: 'model.pth', format: 'pth' }),
@@ -507,7 +545,128 @@ const deflateOf = (d: Buffer): Buffer => deflateRawSync(d);
 const ST_NUMBERS = ['-1', '1.5', '0', '1e3', '99999999999999999999', '9007199254740993', '4', '8', '"4"', 'null', '[]', '12', '7', '1e308', '-0'];
 const ST_DTYPES = ['F32', 'F64', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL', 'C64', 'F8_E4M3', '', 'f32'];
 
+const ST_CODES = ['F32', 'F64', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'];
+const PTH_STORAGE: Record<string, string> = {
+  F32: 'FloatStorage', F64: 'DoubleStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage', I64: 'LongStorage', I32: 'IntStorage', I16: 'ShortStorage', I8: 'CharStorage', U8: 'ByteStorage', BOOL: 'BoolStorage',
+};
+const NAME_PARTS = ['layer1', '0', 'conv1', 'weight', 'bias', 'blocks', 'attn', 'qkv', 'norm', 'running_mean', 'num_batches_tracked', 'é', 'head', 'pos_embed', 'a b', '__proto__', 'constructor', 'x'.repeat(200)];
+
+function randomBytes(r: Rng, n: number, code: string): Buffer {
+  return Buffer.from(Array.from({ length: n }, () => (code === 'BOOL' ? r.int(2) : r.int(256))));
+}
+
+function randomName(r: Rng, used: Set<string>): string {
+  for (;;) {
+    const name = Array.from({ length: 1 + r.int(4) }, () => r.pick(NAME_PARTS)).join('.');
+    if (!used.has(name) && name !== '__metadata__') {
+      used.add(name);
+      return name;
+    }
+  }
+}
+
+/** Names as the loader reports them: a wrapper prefix shared by every key is removed. */
+function stripWrappers(names: string[]): Map<string, string> {
+  let cur = names.map((n) => [n, n] as [string, string]);
+  for (;;) {
+    const p = ['module.', '_orig_mod.'].find((w) => cur.length > 0 && cur.every(([, k]) => k.startsWith(w)));
+    if (!p) return new Map(cur.map(([orig, k]) => [orig, k]));
+    cur = cur.map(([orig, k]) => [orig, k.slice(p.length)]);
+  }
+}
+
+/** A random but valid safetensors file (any dtype, empty and scalar tensors, any data order and header layout). */
+function randomValidSt(c: Ctx): { bytes: Buffer; expected: Map<string, ExpectedTensor> } {
+  const r = c.r;
+  const used = new Set<string>();
+  const prefix = r.chance(0.15) ? r.pick(['module.', '_orig_mod.', 'module.module.']) : '';
+  const tensors: StTensor[] = Array.from({ length: 1 + r.int(7) }, () => {
+    const dtype = r.pick(ST_CODES);
+    const shape = Array.from({ length: r.int(4) }, () => r.int(r.chance(0.1) ? 1 : 6));
+    const numel = shape.reduce((a, x) => a * x, 1);
+    return { name: prefix + randomName(r, used), dtype, shape, data: randomBytes(r, numel * ST_ITEM_OF[dtype]!, dtype) };
+  });
+  const order = tensors.map((t) => t.name);
+  for (let i = order.length - 1; i > 0; i--) { const j = r.int(i + 1); [order[i], order[j]] = [order[j]!, order[i]!]; }
+  const metadata = r.chance(0.3) ? null : { format: 'pt', ...(r.chance(0.5) ? { note: 'x'.repeat(r.int(600)), 'é': 'ü' } : {}) };
+  const bytes = buildSafetensors(tensors, { dataOrder: order, metadata, pad: r.chance(0.7), render: r.chance(0.3) ? (h) => JSON.stringify(h, null, r.int(5)) : undefined });
+  const names = stripWrappers(tensors.map((t) => t.name));
+  return { bytes, expected: new Map(tensors.map((t) => [names.get(t.name)!, { dtype: t.dtype, shape: t.shape, bytes: t.data }])) };
+}
+
+/** A random but valid torch.save archive: storages of every type, views with offsets and strides (shared, transposed, broadcast). */
+function randomValidPth(c: Ctx): { bytes: Buffer; expected: Map<string, ExpectedTensor> } {
+  const r = c.r;
+  const storages = Array.from({ length: 1 + r.int(4) }, (_, i) => {
+    const code = r.pick(ST_CODES);
+    const numel = r.int(40);
+    return { key: String(i), code, numel, data: randomBytes(r, numel * ST_ITEM_OF[code]!, code) };
+  });
+  const used = new Set<string>();
+  const prefix = r.chance(0.15) ? 'module.' : '';
+  const tensors: PthTensor[] = [];
+  const expected = new Map<string, ExpectedTensor>();
+  for (let n = 1 + r.int(6); n > 0; n--) {
+    const st = r.pick(storages);
+    const item = ST_ITEM_OF[st.code]!;
+    let size = Array.from({ length: r.int(4) }, () => r.int(5));
+    let stride = contiguousStride(size);
+    if (r.chance(0.3) && size.length >= 2) {
+      // a transposed view
+      [size[0], size[1]] = [size[1]!, size[0]!];
+      [stride[0], stride[1]] = [stride[1]!, stride[0]!];
+    }
+    if (r.chance(0.15) && size.length >= 1) stride = stride.map((x, i) => (i === 0 ? 0 : x)); // broadcast along dim 0
+    const numel = size.reduce((a, x) => a * x, 1);
+    const span = numel === 0 ? 0 : 1 + size.reduce((a, x, i) => a + (x - 1) * stride[i]!, 0);
+    if (span > st.numel) {
+      size = [];
+      stride = [];
+    }
+    const need = size.reduce((a, x) => a * x, 1) === 0 ? 0 : 1 + size.reduce((a, x, i) => a + (x - 1) * stride[i]!, 0);
+    if (need > st.numel) continue; // an empty storage cannot hold even a scalar
+    const offset = r.int(st.numel - need + 1);
+    const name = prefix + randomName(r, used);
+    tensors.push({ name, storageKey: st.key, storageType: PTH_STORAGE[st.code]!, storageNumel: st.numel, offset, size, stride, parameter: r.chance(0.3) && ['F32', 'F64', 'F16', 'BF16'].includes(st.code) });
+    // the values a contiguous copy of the view holds
+    const out: Buffer[] = [];
+    const idx = size.map(() => 0);
+    const total = size.reduce((a, x) => a * x, 1);
+    for (let k = 0; k < total; k++) {
+      const at = offset + idx.reduce((a, x, i) => a + x * stride[i]!, 0);
+      out.push(st.data.subarray(at * item, (at + 1) * item));
+      for (let d = size.length - 1; d >= 0; d--) {
+        if (++idx[d]! < size[d]!) break;
+        idx[d] = 0;
+      }
+    }
+    expected.set(name, { dtype: st.code, shape: size, bytes: Buffer.concat(out) });
+  }
+  if (tensors.length === 0) return randomValidPth(c);
+  const names = stripWrappers(tensors.map((t) => t.name));
+  const prefixName = r.pick(['archive', 'model', 'resnet18_best', 'a-b_c']);
+  const method = r.chance(0.2) ? 8 : 0;
+  const entries: ZipIn[] = [{ name: `${prefixName}/data.pkl`, data: pickleStateDict(tensors, { wrap: r.chance(0.3) ? r.pick(['state_dict', 'model', 'model_state_dict']) : undefined }), method }];
+  if (r.chance(0.7)) entries.push({ name: `${prefixName}/byteorder`, data: Buffer.from('little') });
+  for (const st of storages) if (tensors.some((t) => t.storageKey === st.key)) entries.push({ name: `${prefixName}/data/${st.key}`, data: st.data, method });
+  if (r.chance(0.5)) entries.push({ name: `${prefixName}/version`, data: Buffer.from('3\n') });
+  for (let i = entries.length - 1; i > 1; i--) { const j = 1 + r.int(i); [entries[i], entries[j]] = [entries[j]!, entries[i]!]; }
+  const bytes = buildZip(entries, { align: r.pick([0, 64]), zip64End: r.chance(0.3) }).bytes;
+  return { bytes, expected: new Map([...expected].map(([k, v]) => [names.get(k)!, v])) };
+}
+
 function randomWeights(r: Rng): Def {
+  if (r.chance(0.2)) {
+    const pthValid = r.chance(0.5);
+    return {
+      name: pthValid ? 'pth-random-valid' : 'st-random-valid', category: 'random valid files', expect: 'accept',
+      make: (c) => {
+        const { bytes, expected } = pthValid ? randomValidPth(c) : randomValidSt(c);
+        const path = c.put(pthValid ? 'model.pth' : 'model.safetensors', bytes);
+        return { target: { kind: 'weights', path, format: pthValid ? 'pth' : 'st', expected }, culprits: [path] };
+      },
+    };
+  }
   const pth = r.chance(0.45);
   if (!pth) {
     const kind = r.pick(['flip', 'flip-header', 'truncate', 'insdel', 'dup', 'header-number', 'header-dtype', 'header-len', 'json-edit', 'stack'] as const);
@@ -718,11 +877,48 @@ function bmp2x2(): Buffer {
 
 const IMAGE_EXT: Record<ImageRef, string> = { png: 'png', jpeg: 'jpg', webp: 'webp', gray: 'png' };
 
+/** A random but valid image: any format sharp writes, 1–4 channels, 8 or 16 bits, odd sizes and orientations. */
+async function randomValidImage(c: Ctx): Promise<{ bytes: Buffer; ext: string }> {
+  const r = c.r;
+  const tall = r.chance(0.1);
+  const width = tall ? 1 + r.int(3) : 1 + r.int(r.pick([8, 64, 400]));
+  const height = tall ? 1 + r.int(2000) : 1 + r.int(r.pick([8, 64, 400]));
+  const channels = r.pick([1, 2, 3, 4] as const);
+  const px = Buffer.from(Array.from({ length: width * height * channels }, () => r.int(256)));
+  let img = sharp(px, { raw: { width, height, channels } });
+  const format = r.pick(['png', 'png16', 'jpeg', 'jpeg-progressive', 'webp', 'webp-lossless', 'gif', 'tiff'] as const);
+  if (format === 'png16') img = img.toColourspace(channels <= 2 ? 'grey16' : 'rgb16');
+  if (r.chance(0.2) && format.startsWith('jpeg')) img = img.withMetadata({ orientation: 1 + r.int(8) });
+  switch (format) {
+    case 'png': case 'png16': return { bytes: await img.png({ compressionLevel: r.int(10) }).toBuffer(), ext: 'png' };
+    case 'jpeg': return { bytes: await img.jpeg({ quality: 1 + r.int(100), chromaSubsampling: r.pick(['4:2:0', '4:4:4']) }).toBuffer(), ext: 'jpg' };
+    case 'jpeg-progressive': return { bytes: await img.jpeg({ progressive: true }).toBuffer(), ext: 'jpeg' };
+    case 'webp': return { bytes: await img.webp({ quality: 1 + r.int(100) }).toBuffer(), ext: 'webp' };
+    case 'webp-lossless': return { bytes: await img.webp({ lossless: true }).toBuffer(), ext: 'webp' };
+    case 'gif': return { bytes: await img.gif().toBuffer(), ext: 'gif' };
+    case 'tiff': return { bytes: await img.tiff({ compression: r.pick(['none', 'lzw', 'deflate'] as const) }).toBuffer(), ext: r.pick(['tif', 'tiff']) };
+  }
+}
+
 function randomImage(r: Rng): Def {
+  if (r.chance(0.2)) {
+    const mode = r.pick(['fail', 'skip'] as const);
+    return {
+      name: `image-random-valid/${mode}`, category: 'random valid files', expect: 'accept',
+      make: async (c) => {
+        const { bytes, ext } = await randomValidImage(c);
+        const path = c.put(`photo.${ext}`, bytes);
+        return { target: { kind: 'images', mode, files: [path], known: { [path]: { expect: 'accept' } } }, culprits: [path] };
+      },
+    };
+  }
   const ref = r.pick(['png', 'jpeg', 'webp', 'gray'] as const);
   const kind = r.pick(['flip', 'flip-header', 'truncate', 'insdel', 'dup', 'stack', 'bigger', 'chunk'] as const);
   const mode = r.pick(['fail', 'skip'] as const);
-  const expect: Expect = kind === 'bigger' ? 'reject' : kind === 'chunk' ? 'accept' : 'either';
+  // A JPEG declaring more pixels than its scan holds decodes with libjpeg's "premature end of data
+  // segment" warning, which the loader accepts on purpose (failOn 'truncated': real photo
+  // collections are full of benign libjpeg warnings), so only PNG and WebP must refuse it.
+  const expect: Expect = kind === 'bigger' ? (ref === 'jpeg' ? 'either' : 'reject') : kind === 'chunk' ? 'accept' : 'either';
   const category = kind === 'bigger' ? 'huge dimensions' : kind === 'chunk' ? 'neutral edits' : kind === 'truncate' ? 'truncation' : 'byte fuzz';
   return {
     name: `image-${ref}-${kind}/${mode}`, category, expect,
@@ -830,7 +1026,7 @@ const BAD_FIELDS: Record<ManifestKind, [string, unknown, string?][]> = {
   ],
   config: [
     ['tune', undefined], ['tune', null], ['tune', []], ['tune', 'resnet18 lora'], ['tune.model', 5], ['tune.model', ''], ['tune.model', null], ['tune.model', undefined],
-    ['tune.method', 5], ['tune.method', null], ['tune.method', undefined], ['tune.data', 5], ['tune.data', ''], ['tune.data', undefined], ['tune.out', undefined], ['tune.out', 7],
+    ['tune.method', 5], ['tune.method', null], ['tune.method', undefined], ['tune.data', 5], ['tune.data', ''], ['tune.data', undefined], ['tune.out', 7],
     ['tune.epochs', 0], ['tune.epochs', -1], ['tune.epochs', 1.5], ['tune.epochs', '3'], ['tune.epochs', null], ['tune.epochs', 1e308], ['tune.epochs', undefined], ['tune.epochs', 0, 'NaN'],
     ['tune.lr', -1], ['tune.lr', '1e-3'], ['tune.lr', null], ['tune.lr', undefined], ['tune.lr', 0, '1e999'],
     ['tune.batchSize', 0], ['tune.batchSize', -4], ['tune.batchSize', 1.5], ['tune.batchSize', '32'], ['tune.batchSize', 1e9],
@@ -846,7 +1042,8 @@ const BAD_FIELDS: Record<ManifestKind, [string, unknown, string?][]> = {
 const ODD_FIELDS: Record<ManifestKind, [string, unknown, string?][]> = {
   delta: [['config.bogus', 1], ['library', undefined], ['createdAt', undefined], ['tensors', 999], ['bytes', 0], ['note', 0, deep(50_000)], ['preprocess.cropPct', 2], ['preprocess.std', [-1, -1, -1]]],
   peft: [['r', undefined], ['lora_alpha', undefined], ['fan_in_fan_out', true], ['layers_to_transform', [0]], ['modules_to_save', ['fc2']], ['task_type', 'CAUSAL_LM'], ['target_modules', 'layer1\\.0\\.conv1'], ['extra', 0, deep(50_000)]],
-  config: [['tune.model', 'resnet9000'], ['tune.method', 'monalisa'], ['tune.futureFlag', true], ['tune.methodOptions', { alpha: 'NaN' }], ['tune.methodOptions', 0, `{"x": ${deep(50_000)}}`], ['fingerprints', null], ['tune.weights', '/nonexistent/weights.safetensors']],
+  // runOptions puts the run folder itself in 'out', so a missing 'out' need not be an error
+  config: [['tune.out', undefined], ['tune.model', 'resnet9000'], ['tune.method', 'monalisa'], ['tune.futureFlag', true], ['tune.methodOptions', { alpha: 'NaN' }], ['tune.methodOptions', 0, `{"x": ${deep(50_000)}}`], ['fingerprints', null], ['tune.weights', '/nonexistent/weights.safetensors']],
 };
 
 function fieldName(path: string, value: unknown, raw?: string): string {
@@ -1152,7 +1349,8 @@ const CSV_FIXED: Def[] = [
   },
   ...csv('csv-unterminated-quote', 'malformed quoting', 'reject', () => `${CSV_BASE}"img0.png,0\n`),
   ...csv('csv-text-after-quote', 'malformed quoting', 'reject', () => `${CSV_BASE}"img0.png"x,0\n`),
-  ...csv('csv-quote-spanning-lines', 'malformed quoting', 'reject', () => `${CSV_BASE}"img0\n.png",0\n`),
+  // RFC 4180 allows a newline inside quotes; a line-based reader may refuse it (and the file does not exist)
+  ...csv('csv-quote-spanning-lines', 'malformed quoting', 'either', () => `${CSV_BASE}"img0\n.png",0\n`),
   ...csv('csv-three-fields', 'malformed rows', 'reject', () => `${CSV_BASE}img0.png,0,extra\n`),
   ...csv('csv-one-field', 'malformed rows', 'reject', () => `${CSV_BASE}img0.png\n`),
   ...csv('csv-empty-label', 'malformed rows', 'reject', () => `${CSV_BASE}img0.png,\n`),
@@ -1209,7 +1407,57 @@ const CSV_FIXED: Def[] = [
   })),
 ];
 
+const CSV_FILE_NAMES = ['a.png', 'b.jpg', 'sub/c.webp', 'x,y.png', 'say "hi".png', 'sp ace.jpg', 'ünï cödé.png', '#hash.png', "it's.png", 'deep/er/d.png'];
+const CSV_NUMERIC = ['0', '1', '2', '3', '7', '12'];
+const CSV_NAMES = ['cat', 'dog', 'Zebra', 'ant', 'émeu', 'a b', '1x', 'x1', 'NaN', 'null', 'label', 'PATH'];
+
+/** Quotes a CSV field when it must be (or, at random, when it need not be). */
+function csvField(v: string, r: Rng): string {
+  const must = /[",]/.test(v) || v !== v.trim();
+  if (must || r.chance(0.2)) return `"${v.replace(/"/g, '""')}"`;
+  return r.chance(0.2) ? ` ${v} ` : v;
+}
+
+/** A random but valid CSV list over real images; returns its text and what CsvList must make of it. */
+function randomValidCsv(c: Ctx): { text: string; known: Record<string, KnownFile>; expected: { classes: string[]; rows: { path: string; label: number }[] } } {
+  const r = c.r;
+  const refs = ['png', 'jpeg', 'webp', 'gray'] as const;
+  const files: { rel: string; ref: ImageRef }[] = [];
+  const known: Record<string, KnownFile> = {};
+  for (const rel of CSV_FILE_NAMES) {
+    if (!r.chance(0.5) && files.length > 0) continue;
+    const ref = r.pick(refs);
+    mkdirSync(join(c.dir, rel, '..'), { recursive: true });
+    known[c.put(rel, c.b.images[ref])] = { expect: 'accept', ref };
+    files.push({ rel, ref });
+  }
+  const numeric = r.chance(0.5);
+  const rows = Array.from({ length: 1 + r.int(10) }, () => ({ file: r.pick(files), label: numeric ? r.pick(CSV_NUMERIC) : r.pick(CSV_NAMES) }));
+  const classes = numeric
+    ? Array.from({ length: Math.max(...rows.map((x) => Number(x.label))) + 1 }, (_, i) => String(i))
+    : [...new Set(rows.map((x) => x.label))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const nl = r.chance(0.3) ? '\r\n' : '\n';
+  const lines = rows.map((x) => `${csvField(r.chance(0.2) ? join(c.dir, x.file.rel) : x.file.rel, r)},${csvField(x.label, r)}`);
+  // a header only where the first row cannot be mistaken for one (names 'label'/'PATH' are data)
+  if (r.chance(0.5)) lines.unshift(r.pick(['path,label', 'Path,Label', 'PATH , LABEL']));
+  else if (rows[0]!.file.rel.toLowerCase() === 'path' && rows[0]!.label.toLowerCase() === 'label') lines.unshift('path,label');
+  if (r.chance(0.2)) lines.splice(r.int(lines.length + 1), 0, '', '  ');
+  const text = (r.chance(0.1) ? '\ufeff' : '') + lines.join(nl) + (r.chance(0.7) ? nl : '');
+  return { text, known, expected: { classes, rows: rows.map((x) => ({ path: resolve(c.dir, x.file.rel), label: classes.indexOf(x.label) })) } };
+}
+
 function randomCsv(r: Rng): Def {
+  if (r.chance(0.25)) {
+    const mode = r.pick(['fail', 'skip'] as const);
+    return {
+      name: `csv-random-valid/${mode}`, category: 'random valid files', expect: 'accept',
+      make: (c) => {
+        const { text, known, expected } = randomValidCsv(c);
+        const path = c.put('list.csv', text);
+        return { target: { kind: 'csv', mode, path, known, listExpect: 'accept', expectedList: expected }, culprits: [path] };
+      },
+    };
+  }
   const kind = r.pick(['flip', 'insdel', 'dup', 'line-dup', 'line-drop', 'label', 'quote', 'truncate', 'crlf', 'shuffle'] as const);
   const mode = r.pick(['fail', 'skip'] as const);
   const neutral = kind === 'crlf' || kind === 'shuffle';

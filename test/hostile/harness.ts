@@ -415,6 +415,7 @@ export function failureReport(outcomes: CaseOutcome[], header: string): string {
     const key = `${o.spec.reader} / ${o.spec.category}`;
     groups.set(key, [...(groups.get(key) ?? []), o]);
   }
+  if (groups.size === 0) lines.push('no failing cases', '');
   for (const [key, list] of [...groups].sort((a, b) => b[1].length - a[1].length)) {
     const total = outcomes.filter((o) => `${o.spec.reader} / ${o.spec.category}` === key).length;
     lines.push(`## ${key}: ${list.length} of ${total} cases fail`);
@@ -431,7 +432,21 @@ export function failureReport(outcomes: CaseOutcome[], header: string): string {
     }
     lines.push('');
   }
+  lines.push('## slowest cases', ...slowestLines(outcomes).map((l) => `  ${l}`), '');
+  const leaks = leakLines(outcomes);
+  lines.push(`## cases that left libtorch tensors alive: ${outcomes.filter((o) => o.leaked > 0).length}`, ...leaks.map((l) => `  ${l}`));
   return lines.join('\n');
+}
+
+/** The slowest cases (a limit of 30 s is a hang; these show what comes near it). */
+export function slowestLines(outcomes: CaseOutcome[], n = 8): string[] {
+  return [...outcomes].filter((o) => o.status !== 'hang').sort((a, b) => b.ms - a.ms).slice(0, n).map((o) => `${(o.ms / 1000).toFixed(1).padStart(5)} s  ${o.spec.reader}/${o.spec.name} [${o.status}]`);
+}
+
+/** Cases after which the worker held more libtorch tensors than before (freed nowhere: a leak). */
+export function leakLines(outcomes: CaseOutcome[], n = 8): string[] {
+  const leaky = outcomes.filter((o) => o.leaked > 0);
+  return leaky.slice(0, n).map((o) => `${o.leaked} tensors  ${o.spec.reader}/${o.spec.name}`).concat(leaky.length > n ? [`... ${leaky.length - n} more`] : []);
 }
 
 export function writeReport(path: string, text: string): void {
