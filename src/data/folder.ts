@@ -1,9 +1,9 @@
 // Datasets of image files: torchvision's ImageFolder layout, and CSV lists of `path,label`.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
+import { INPUT_LIMITS, InputFileError, formatCount, readTextFile } from '../io/read.js';
 import { type Dataset, ENCODED, checkIndex } from './dataset.js';
-import { type RawImage, decodeImage, reason } from './image.js';
+import { type RawImage, decodeImage, readImageFile, reason } from './image.js';
 
 /** What sharp can decode (BMP, PPM and friends need ImageMagick, which sharp's libvips lacks). */
 export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff'];
@@ -27,13 +27,45 @@ function isDir(path: string): boolean {
   }
 }
 
-/** Image files under dir (recursively), sorted; dot-files (e.g. macOS '._x.jpg') are skipped. */
-function listImages(dir: string, exts: Set<string>, out: string[]): void {
+function realpathOf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function tooManySamples(where: string): Error {
+  return new Error(`${where}: more than ${formatCount(INPUT_LIMITS.samples)} images, the limit for one dataset (INPUT_LIMITS.samples)`);
+}
+
+/**
+ * Image files under dir (recursively), sorted; dot-files (e.g. macOS '._x.jpg') are skipped.
+ * Symlinked folders are followed, as torchvision does, but each real folder is listed once per
+ * class: `seen` holds the real paths listed so far, and a folder reached again (a symlink loop,
+ * which would make torchvision list forever, or a second link to the same folder, which would
+ * list its images twice) is an Error naming the link and the folder it leads to. `limit` counts
+ * the images every class may still add.
+ */
+function listImages(dir: string, exts: Set<string>, out: string[], seen: Map<string, string>, limit: { left: number; root: string }): void {
+  const real = realpathOf(dir);
+  const first = seen.get(real);
+  if (first !== undefined) {
+    throw new Error(
+      `ImageFolder: ${dir} leads to ${real}, which this class already lists as ${first} ` +
+        '(a symlink loop, or two links to one folder, whose images would be listed twice); remove or replace the link',
+    );
+  }
+  seen.set(real, dir);
   for (const name of readdirSync(dir).sort(byCodePoint)) {
     if (name.startsWith('.')) continue;
     const path = join(dir, name);
-    if (isDir(path)) listImages(path, exts, out);
-    else if (exts.has(extname(name).toLowerCase())) out.push(path);
+    if (isDir(path)) listImages(path, exts, out, seen, limit);
+    else if (exts.has(extname(name).toLowerCase())) {
+      if (--limit.left < 0) throw tooManySamples(`ImageFolder: ${limit.root}`);
+      // Not opened here: a FIFO or device named like an image fails when loaded, as a bad image.
+      out.push(path);
+    }
   }
 }
 
@@ -62,13 +94,8 @@ abstract class FileDataset implements Dataset {
   }
   async load(i: number): Promise<RawImage> {
     const path = this.source(i);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch (err) {
-      throw new Error(`${path}: cannot read image file: ${reason(err)}`, { cause: err });
-    }
-    return decodeImage(bytes, path);
+    // Only a regular file of at most INPUT_LIMITS.imageBytes is read (never a FIFO or a device).
+    return decodeImage(await readImageFile(path), path);
   }
   /** @internal */
   [ENCODED](i: number): string {
@@ -103,12 +130,17 @@ export class ImageFolder extends FileDataset {
     if (classes.length === 0) {
       throw new Error(`ImageFolder: ${abs} has no class folders (expected the layout root/<class>/<image>)`);
     }
+    if (classes.length > INPUT_LIMITS.classes) {
+      throw new Error(`ImageFolder: ${abs} has ${formatCount(classes.length)} class folders, more than the limit of ${formatCount(INPUT_LIMITS.classes)} classes (INPUT_LIMITS.classes)`);
+    }
     const files: string[] = [];
     const labels: number[] = [];
     const empty: string[] = [];
+    const limit = { left: INPUT_LIMITS.samples, root: abs };
     classes.forEach((cls, c) => {
       const found: string[] = [];
-      listImages(join(abs, cls), exts, found);
+      // Two classes may share a folder through a symlink (torchvision lists it in both).
+      listImages(join(abs, cls), exts, found, new Map(), limit);
       if (found.length === 0) empty.push(join(abs, cls));
       for (const f of found) {
         files.push(f);
@@ -175,9 +207,10 @@ export class CsvList extends FileDataset {
     const abs = resolve(csvPath);
     let text: string;
     try {
-      text = readFileSync(abs, 'utf8');
+      // Only a regular file of at most INPUT_LIMITS.csvBytes (never a FIFO or a device).
+      text = readTextFile(abs, { maxBytes: INPUT_LIMITS.csvBytes, what: 'CSV list' });
     } catch (err) {
-      throw new Error(`CsvList: cannot read ${abs}: ${reason(err)}`, { cause: err });
+      throw new Error(`CsvList: cannot read ${abs}: ${err instanceof InputFileError && err.path === abs ? err.detail : reason(err)}`, { cause: err });
     }
     if (options.root !== undefined && (typeof options.root !== 'string' || options.root === '')) {
       throw new TypeError(`CsvList: root must be a folder path, got ${String(options.root)}`);
@@ -188,45 +221,83 @@ export class CsvList extends FileDataset {
         throw new TypeError(`CsvList: classes must be a non-empty array of names, got ${JSON.stringify(given)}`);
       }
       if (new Set(given).size !== given.length) throw new Error(`CsvList: classes has duplicate names: ${JSON.stringify(given)}`);
+      if (given.length > INPUT_LIMITS.classes) {
+        throw new Error(`CsvList: classes has ${formatCount(given.length)} names, more than the limit of ${formatCount(INPUT_LIMITS.classes)} (INPUT_LIMITS.classes)`);
+      }
     }
     const base = options.root !== undefined ? resolve(options.root) : dirname(abs);
 
-    const rows: { path: string; label: string; line: number }[] = [];
-    const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-    lines.forEach((raw, k) => {
-      const line = k + 1;
-      if (raw.trim() === '') return;
+    // One pass over the lines, without splitting the whole text into an array first.
+    const paths: string[] = [];
+    const names: string[] = [];
+    const lineOf: number[] = [];
+    const distinct = new Set<string>();
+    let allNumeric = true;
+    let maxNumber = -1;
+    let maxLine = 0;
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    for (let at = 0, line = 1; at <= text.length; line++) {
+      let end = text.indexOf('\n', at);
+      if (end < 0) end = text.length;
+      const raw = text.slice(at, end > at && text.charCodeAt(end - 1) === 13 ? end - 1 : end);
+      at = end + 1;
+      if (raw.trim() === '') continue;
       const fields = csvFields(raw);
       if (!fields || fields.length !== 2 || fields[0] === '' || fields[1] === '') {
-        throw new Error(`${abs}:${line}: expected 'path,label', got ${JSON.stringify(raw)}`);
+        throw new Error(`${abs}:${line}: expected 'path,label', got ${JSON.stringify(raw.length > 200 ? `${raw.slice(0, 200)}...` : raw)}`);
       }
-      if (rows.length === 0 && fields[0]!.toLowerCase() === 'path' && fields[1]!.toLowerCase() === 'label') return; // header
-      rows.push({ path: fields[0]!, label: fields[1]!, line });
-    });
-    if (rows.length === 0) throw new Error(`CsvList: ${abs} lists no images`);
+      const [path, label] = fields as [string, string];
+      if (paths.length === 0 && path.toLowerCase() === 'path' && label.toLowerCase() === 'label') continue; // header
+      if (paths.length >= INPUT_LIMITS.samples) {
+        throw new Error(`${abs}:${line}: more than ${formatCount(INPUT_LIMITS.samples)} images, the limit for one dataset (INPUT_LIMITS.samples)`);
+      }
+      if (!given && !distinct.has(label)) {
+        // More distinct labels than the limit is too many classes, whether names or numbers.
+        if (distinct.size >= INPUT_LIMITS.classes) {
+          throw new Error(`${abs}:${line}: label '${label}' makes more than ${formatCount(INPUT_LIMITS.classes)} distinct classes, the limit (INPUT_LIMITS.classes)`);
+        }
+        distinct.add(label);
+      }
+      if (allNumeric && INTEGER.test(label)) {
+        const n = Number(label);
+        if (n > maxNumber) [maxNumber, maxLine] = [n, line];
+      } else allNumeric = false;
+      paths.push(path);
+      names.push(label);
+      lineOf.push(line);
+    }
+    if (paths.length === 0) throw new Error(`CsvList: ${abs} lists no images`);
 
     let classes: string[];
     if (given) classes = [...given];
-    else if (rows.every((r) => INTEGER.test(r.label))) {
-      const max = Math.max(...rows.map((r) => Number(r.label)));
-      classes = Array.from({ length: max + 1 }, (_, i) => String(i));
-    } else classes = [...new Set(rows.map((r) => r.label))].sort(byCodePoint);
+    else if (allNumeric) {
+      // Classes 0..max: one large number alone would make that many classes.
+      if (maxNumber >= INPUT_LIMITS.classes) {
+        throw new Error(
+          `${abs}:${maxLine}: class number ${maxNumber} would make ${formatCount(maxNumber + 1)} classes (all-numeric labels give classes 0..max), ` +
+            `more than the limit of ${formatCount(INPUT_LIMITS.classes)} (INPUT_LIMITS.classes)`,
+        );
+      }
+      classes = Array.from({ length: maxNumber + 1 }, (_, i) => String(i));
+    } else classes = [...distinct].sort(byCodePoint);
     const index = new Map(classes.map((c, i) => [c, i]));
 
     const files: string[] = [];
     const labels: number[] = [];
-    for (const r of rows) {
-      let label = index.get(r.label);
-      if (label === undefined && given && INTEGER.test(r.label)) {
-        label = Number(r.label);
+    for (let r = 0; r < paths.length; r++) {
+      const name = names[r]!;
+      let label = index.get(name);
+      if (label === undefined && given && INTEGER.test(name)) {
+        label = Number(name);
         if (label >= classes.length) {
-          throw new Error(`${abs}:${r.line}: class number ${label} is out of range for ${classes.length} classes`);
+          throw new Error(`${abs}:${lineOf[r]}: class number ${label} is out of range for ${classes.length} classes`);
         }
       }
       if (label === undefined) {
-        throw new Error(`${abs}:${r.line}: unknown class '${r.label}' (classes: ${classes.join(', ')})`);
+        const shown = classes.length > 50 ? `${classes.slice(0, 50).join(', ')}, ... (${classes.length} in all)` : classes.join(', ');
+        throw new Error(`${abs}:${lineOf[r]}: unknown class '${name}' (classes: ${shown})`);
       }
-      files.push(resolve(base, r.path));
+      files.push(resolve(base, paths[r]!));
       labels.push(label);
     }
     super(files, labels);

@@ -25,6 +25,15 @@ const MAX_STACK = 1 << 22;
 const MAX_MEMO = 1 << 22;
 const MAX_MARK_DEPTH = 10_000;
 const MAX_LONG_BYTES = 1024;
+// Strings and bytes are bounded by the input, but one or two opcode bytes make a whole object:
+// '}' + 'a' appends a new dict to a list, so a 256 MB data.pkl could build 128 M Maps (~25 GB)
+// or a list of 128 M references. torch.save's pickle of a module's state dict makes ~24 values
+// and ~9 containers per tensor (measured), so these admit ~450k tensors, near the
+// INPUT_LIMITS.tensors of a weights file, and bound what a hostile pickle builds to ~1 GB.
+/** Values pushed on the stack (each is at most one slot of one container). */
+const MAX_VALUES = 1 << 24;
+/** Containers (tuples, lists, dicts, sets) and objects the hooks make. */
+const MAX_CONTAINERS = 1 << 22;
 
 const NAMES: Record<number, string> = {
   0x80: 'PROTO', 0x95: 'FRAME', 0x2e: 'STOP', 0x28: 'MARK', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP',
@@ -84,9 +93,17 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string): 
     pos = end + 1;
     return s;
   };
+  let values = 0;
+  let containers = 0;
   const push = (v: unknown) => {
     if (stack.length >= MAX_STACK) throw new Error(`stack exceeds ${MAX_STACK} items`);
+    if (++values > MAX_VALUES) throw new Error(`the pickle makes more than ${MAX_VALUES} values, the limit for a checkpoint's data.pkl`);
     stack.push(v);
+  };
+  /** Pushes a container or object just made. */
+  const made = (v: unknown) => {
+    if (++containers > MAX_CONTAINERS) throw new Error(`the pickle makes more than ${MAX_CONTAINERS} containers, the limit for a checkpoint's data.pkl`);
+    push(v);
   };
   const base = () => (marks.length ? marks[marks.length - 1]! : 0);
   const pop = (): unknown => {
@@ -161,23 +178,23 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string): 
         case 0x30: pop(); break; // POP
         case 0x31: popMark(); break; // POP_MARK
         case 0x32: push(top()); break; // DUP
-        case 0x7d: push(new Map()); break; // EMPTY_DICT
-        case 0x5d: push([]); break; // EMPTY_LIST
-        case 0x29: push([]); break; // EMPTY_TUPLE
-        case 0x8f: push(new Set()); break; // EMPTY_SET
+        case 0x7d: made(new Map()); break; // EMPTY_DICT
+        case 0x5d: made([]); break; // EMPTY_LIST
+        case 0x29: made([]); break; // EMPTY_TUPLE
+        case 0x8f: made(new Set()); break; // EMPTY_SET
         case 0x90: { // ADDITEMS
           const items = popMark();
           const s = set(top());
           for (const x of items) s.add(x);
           break;
         }
-        case 0x91: push(new Set(popMark())); break; // FROZENSET
-        case 0x74: push(popMark()); break; // TUPLE
-        case 0x85: push([pop()]); break; // TUPLE1
-        case 0x86: { const b = pop(); push([pop(), b]); break; } // TUPLE2
-        case 0x87: { const c = pop(); const b = pop(); push([pop(), b, c]); break; } // TUPLE3
-        case 0x64: { const m = new Map(); pairs(popMark(), m); push(m); break; } // DICT
-        case 0x6c: push(popMark()); break; // LIST
+        case 0x91: made(new Set(popMark())); break; // FROZENSET
+        case 0x74: made(popMark()); break; // TUPLE
+        case 0x85: made([pop()]); break; // TUPLE1
+        case 0x86: { const b = pop(); made([pop(), b]); break; } // TUPLE2
+        case 0x87: { const c = pop(); const b = pop(); made([pop(), b, c]); break; } // TUPLE3
+        case 0x64: { const m = new Map(); pairs(popMark(), m); made(m); break; } // DICT
+        case 0x6c: made(popMark()); break; // LIST
         case 0x73: { const v = pop(); const k = pop(); dict(top()).set(k, v); break; } // SETITEM
         case 0x75: { const items = popMark(); pairs(items, dict(top())); break; } // SETITEMS
         case 0x61: { const v = pop(); list(top()).push(v); break; } // APPEND
@@ -210,17 +227,17 @@ export function unpickle(data: Uint8Array, hooks: UnpickleHooks, what: string): 
           push(hooks.findGlobal(module, name));
           break;
         }
-        case 0x52: { const a = args(pop()); push(hooks.call(pop(), a)); break; } // REDUCE
-        case 0x62: { const state = pop(); push(hooks.build(pop(), state)); break; } // BUILD
-        case 0x81: { const a = args(pop()); push(hooks.newObject(pop(), a)); break; } // NEWOBJ
+        case 0x52: { const a = args(pop()); made(hooks.call(pop(), a)); break; } // REDUCE
+        case 0x62: { const state = pop(); made(hooks.build(pop(), state)); break; } // BUILD
+        case 0x81: { const a = args(pop()); made(hooks.newObject(pop(), a)); break; } // NEWOBJ
         case 0x92: { // NEWOBJ_EX
           const kwargs = pop();
           const a = args(pop());
           if (!(kwargs instanceof Map) || kwargs.size) throw new Error('NEWOBJ_EX with keyword arguments is not supported');
-          push(hooks.newObject(pop(), a));
+          made(hooks.newObject(pop(), a));
           break;
         }
-        case 0x51: push(hooks.persistentLoad(pop())); break; // BINPERSID
+        case 0x51: made(hooks.persistentLoad(pop())); break; // BINPERSID
         default:
           throw new Error(`unsupported opcode (a torch.save checkpoint never uses it)`);
       }

@@ -5,8 +5,9 @@
 import { type DType, itemSize } from '../engine/dtype.js';
 import { Tensor, callOp } from '../engine/tensor.js';
 import { kind, unpickle, type UnpickleHooks } from './pickle.js';
+import { INPUT_LIMITS, formatCount } from './read.js';
 import { type ByteSource, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
-import { type ZipEntry, ZipReader } from './zip.js';
+import { type ZipEntry, ZipError, ZipReader } from './zip.js';
 
 /** A global the unpickler may reference: a callable below, or a storage type. */
 class PyGlobal {
@@ -28,6 +29,8 @@ const MODULE_ALIASES: Record<string, string> = { __builtin__: 'builtins', copy_r
 const MAX_DIMS = 64;
 /** data.pkl holds structure, not tensor data: even huge models need a few MB. */
 const MAX_PICKLE_BYTES = 256 << 20;
+/** <prefix>/byteorder holds 'little' or 'big'. */
+const MAX_BYTEORDER_BYTES = 64;
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
@@ -39,6 +42,7 @@ class PthLoader implements UnpickleHooks {
   readonly #storages = new Map<string, Tensor>();
   readonly #isStorage = new Set<Tensor>();
   readonly #created: Tensor[] = [];
+  #views = 0;
 
   constructor(zip: ZipReader, name: string, prefix: string) {
     this.#zip = zip;
@@ -57,7 +61,10 @@ class PthLoader implements UnpickleHooks {
       return result;
     } catch (err) {
       for (const t of this.#created) t.dispose();
-      throw err;
+      // An archive error met while reading a storage names the file and entry itself: the
+      // pickle's position would only repeat the file's name.
+      const cause = (err as { cause?: unknown }).cause;
+      throw cause instanceof ZipError ? cause : err;
     }
   }
 
@@ -139,11 +146,16 @@ class PthLoader implements UnpickleHooks {
       if (cached.dtype !== type.dtype) throw new Error(`storage '${key}' is used as both ${cached.dtype} and ${type.dtype}`);
       return cached;
     }
+    if (this.#storages.size >= INPUT_LIMITS.tensors) {
+      throw new Error(`the checkpoint has more than ${formatCount(INPUT_LIMITS.tensors)} storages, the limit for one weights file (INPUT_LIMITS.tensors)`);
+    }
     const path = `${this.#prefix}/data/${key}`;
     const entry = this.#zip.entries.get(path);
     if (!entry) throw new Error(`storage '${key}' is missing (no ${path} in the archive)`);
     const nbytes = numel * itemSize(type.dtype);
     if (entry.size !== nbytes) throw new Error(`storage '${key}' holds ${entry.size} bytes, but ${numel} ${type.dtype} elements need ${nbytes}`);
+    // Checked before the entry is read: a deflated entry's declared size is thus known to be
+    // the storage's before it is inflated (within the zip reader's limits).
     // Read once, copied once into libtorch; location ('cuda:0', ...) is ignored: loads go to the CPU.
     const t = this.#zip.readTensor(entry, type.dtype, [numel], `storage '${key}'`);
     this.#created.push(t);
@@ -155,6 +167,9 @@ class PthLoader implements UnpickleHooks {
   // Validated before as_strided sees it: libtorch would read outside the storage otherwise.
   #rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride: unknown, requiresGrad: boolean): Tensor {
     if (!(storage instanceof Tensor) || !this.#isStorage.has(storage)) throw new Error('a tensor must be rebuilt from a storage');
+    if (++this.#views > INPUT_LIMITS.tensors) {
+      throw new Error(`the checkpoint has more than ${formatCount(INPUT_LIMITS.tensors)} tensors, the limit for one weights file (INPUT_LIMITS.tensors)`);
+    }
     const sizes = ints(size, 'size');
     const strides = ints(stride, 'stride');
     if (!isInt(offset)) throw new Error(`storage offset must be a non-negative integer, got ${String(offset)}`);
@@ -236,15 +251,16 @@ function readPth(src: ByteSource): unknown {
   }
   const byteorder = zip.entries.get(`${prefix}/byteorder`);
   if (byteorder) {
-    const order = Buffer.from(readSmall(zip, byteorder, src.name)).toString('latin1').trim();
+    const order = Buffer.from(readSmall(zip, byteorder, src.name, MAX_BYTEORDER_BYTES)).toString('latin1').trim();
     if (order !== 'little') throw ioError(src.name, `stores tensors in ${JSON.stringify(order)}-endian byte order; deltatune reads only little-endian checkpoints`);
   }
   const pickle = zip.entries.get(pickles[0]!)!;
-  return new PthLoader(zip, src.name, prefix).run(readSmall(zip, pickle, src.name));
+  return new PthLoader(zip, src.name, prefix).run(readSmall(zip, pickle, src.name, MAX_PICKLE_BYTES));
 }
 
-function readSmall(zip: ZipReader, e: ZipEntry, name: string): Uint8Array {
-  if (e.size > MAX_PICKLE_BYTES) throw ioError(name, `${e.name} is ${e.size} bytes, over the ${MAX_PICKLE_BYTES >> 20} MB limit`);
+/** An entry that is not tensor data, refused by its declared size before it is read or inflated. */
+function readSmall(zip: ZipReader, e: ZipEntry, name: string, maxBytes: number): Uint8Array {
+  if (e.size > maxBytes) throw ioError(name, `${e.name} is ${formatCount(e.size)} bytes, more than the limit of ${formatCount(maxBytes)} bytes for it`);
   return zip.read(e);
 }
 

@@ -10,8 +10,11 @@ const OPEN_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTT
 
 /** A file that cannot be read as data: not there, not a regular file, or over a size limit. */
 export class InputFileError extends Error {
+  /** The message without the leading path, for callers that name the file their own way. */
+  readonly detail: string;
   constructor(readonly path: string, message: string, options?: { cause?: unknown }) {
     super(`${path}: ${message}`, options);
+    this.detail = message;
   }
 }
 
@@ -119,6 +122,7 @@ export async function readRegularFileAsync(path: string, options: { maxBytes: nu
 
 /** Limits on what input may make us allocate; each is named in the message that enforces it. */
 export const INPUT_LIMITS = {
+  // Keep the keys in step with the messages: they say 'INPUT_LIMITS.<key>'.
   /** JSON manifests and configs a person edits (delta.json, config.json, adapter_config.json, results.json). */
   manifestBytes: 16 << 20,
   /** A CSV list of images. */
@@ -129,4 +133,24 @@ export const INPUT_LIMITS = {
   imagePixels: 100_000_000,
   /** Classes of a dataset or a delta (ImageNet-21k has 21,843). */
   classes: 100_000,
+  /** Samples of a CSV list or an ImageFolder (ImageNet-21k has 14.2 M images). */
+  samples: 10_000_000,
+  /**
+   * Tensors (and, for .pth, storages) in one weights file. The largest state dicts hold ~100k
+   * tensors; each costs ~1.3 KB even when empty, and a safetensors header may describe ~2 M.
+   */
+  tensors: 500_000,
+  /** One deflated entry of a .pth zip once inflated (torch.save itself never compresses). */
+  inflatedEntryBytes: 1 << 30,
+  /** All deflated entries of one .pth zip together, once inflated. */
+  inflatedArchiveBytes: 4 * (1 << 30),
+  /** Inflated ÷ compressed size of a deflated .pth entry larger than inflateRatioFloorBytes. */
+  inflateRatio: 100,
+  /** Deflated entries up to this inflated size are exempt from inflateRatio (all-zero buffers compress ~1000×). */
+  inflateRatioFloorBytes: 16 << 20,
 } as const;
+
+/** `n` with thousands separators, for limit messages. */
+export function formatCount(n: number | bigint): string {
+  return n.toLocaleString('en-US');
+}

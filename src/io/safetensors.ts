@@ -5,6 +5,7 @@
 import { type DType, itemSize } from '../engine/dtype.js';
 import { Tensor } from '../engine/tensor.js';
 import { writeFileAtomic } from './atomic.js';
+import { INPUT_LIMITS, formatCount } from './read.js';
 import { type ByteSource, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
 
 const TO_DTYPE: Record<string, DType> = {
@@ -13,7 +14,10 @@ const TO_DTYPE: Record<string, DType> = {
 };
 const FROM_DTYPE = Object.fromEntries(Object.entries(TO_DTYPE).map(([k, v]) => [v, k])) as Record<DType, string>;
 
-/** The reference implementation's limit: a larger header is corrupt or hostile. */
+/**
+ * The reference implementation's limit: a larger header is corrupt or hostile. (JSON.parse of
+ * the largest header allowed may take ~1 GB; the reference accepts such files, so we do too.)
+ */
 const MAX_HEADER_BYTES = 100_000_000;
 /** More dimensions than any real tensor; bounds the work a hostile shape can cause. */
 const MAX_DIMS = 64;
@@ -55,7 +59,9 @@ function readHeader(src: ByteSource): SafetensorsHeader {
   const fail = (msg: string) => ioError(src.name, msg);
   if (src.size < 8) throw fail(`too short for a safetensors file (${src.size} bytes; the header length alone is 8)`);
   const n = Buffer.from(src.readAt(0, 8)).readBigUInt64LE(0);
-  if (n > BigInt(MAX_HEADER_BYTES)) throw fail(`header length ${n} is over the 100 MB limit: not a safetensors file, or corrupt`);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    throw fail(`header length ${n} is over the 100 MB limit (${formatCount(MAX_HEADER_BYTES)} bytes, the reference implementation's): not a safetensors file, or corrupt`);
+  }
   if (n > BigInt(src.size - 8)) throw fail(`header length ${n} runs past the end of the file (${src.size} bytes)`);
   const headerBytes = src.readAt(8, Number(n));
   let text: string;
@@ -71,6 +77,11 @@ function readHeader(src: ByteSource): SafetensorsHeader {
     throw fail(`header is not valid JSON: ${(err as Error).message}`);
   }
   if (!isObject(header)) throw fail('header is not a JSON object');
+  // Every tensor costs ~1.3 KB even when empty, and a 100 MB header can describe ~2 M of them.
+  const count = Object.keys(header).length - (Object.hasOwn(header, '__metadata__') ? 1 : 0);
+  if (count > INPUT_LIMITS.tensors) {
+    throw fail(`header describes ${formatCount(count)} tensors, more than the limit of ${formatCount(INPUT_LIMITS.tensors)} for one weights file (INPUT_LIMITS.tensors)`);
+  }
 
   const dataStart = 8 + Number(n);
   const dataSize = src.size - dataStart;

@@ -1,9 +1,10 @@
 // Random-access byte sources shared by the readers: a file read through its descriptor (so a
 // checkpoint is never held in memory whole) or a buffer already in memory (the fuzzer, parse*()).
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { type DType, itemSize } from '../engine/dtype.js';
 import { type Tensor, fromBytes, fromFile } from '../engine/tensor.js';
+import { InputFileError, openRegularFile } from './read.js';
 
 /** @internal Exact byte ranges of a file or buffer; `name` prefixes every error. */
 export interface ByteSource {
@@ -48,22 +49,22 @@ export function bufferSource(bytes: Uint8Array, name = '<buffer>'): ByteSource {
 // readSync takes at most 2 GiB per call.
 const READ_CHUNK = 1 << 30;
 
-/** @internal A source reading a file through one descriptor; `close()` it in a `finally`. */
-export function fileSource(path: string): ByteSource {
+/**
+ * @internal A source reading a file through one descriptor; `close()` it in a `finally`. Only a
+ * regular file is opened (see openRegularFile): a FIFO, /dev/zero or a directory, also behind a
+ * symlink, is an InputFileError naming the path and what it is, at once. `what` names the file's
+ * role in that message.
+ */
+export function fileSource(path: string, what = 'weights file'): ByteSource {
   let fd: number;
   let size: number;
   try {
-    fd = openSync(path, 'r');
+    ({ fd, size } = openRegularFile(path, what));
   } catch (err) {
-    throw ioError(path, `cannot open: ${(err as Error).message}`, err);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new Error('not a regular file');
-    size = st.size;
-  } catch (err) {
-    closeSync(fd);
-    throw ioError(path, `cannot read: ${(err as Error).message}`, err);
+    // Keep the system's own words for a failed open ('ENOENT: no such file or directory, ...').
+    const cause = (err as { cause?: unknown }).cause;
+    if (err instanceof InputFileError && cause instanceof Error) throw ioError(path, `cannot open: ${cause.message}`, cause);
+    throw err;
   }
   let open = true;
   return {

@@ -1,8 +1,10 @@
 // A minimal zip reader for torch.save archives: the central directory (with ZIP64, which torch
 // always writes), stored and deflated entries. Sizes and offsets are checked against the file
-// before anything is allocated, so a hostile archive cannot ask for more memory than it holds
-// (times deflate's maximum ratio for compressed entries).
+// before anything is allocated, so a hostile archive cannot ask for more memory than it holds,
+// and deflated entries, whose uncompressed size only the archive itself declares, are capped by
+// the named limits below before they are inflated.
 import { inflateRawSync } from 'node:zlib';
+import { INPUT_LIMITS, formatCount } from './read.js';
 import { type ByteSource, ioError, tensorFromBytes } from './source.js';
 import type { DType } from '../engine/dtype.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -27,10 +29,35 @@ const MAX_CENTRAL_DIRECTORY = 64 << 20;
 /** Deflate cannot expand data by more than this factor (RFC 1951 blocks). */
 const MAX_DEFLATE_RATIO = 1032;
 
+// Deflated entries. torch.save writes every entry stored (uncompressed); a deflated .pth comes
+// from re-zipping one by hand, so these limits only have to admit that. The declared size is
+// the archive's own claim, and 1032× is deflate's real maximum: trusting it let a 1 MB entry
+// inflate to 1 GB, a 3.3 MB one to 3.4 GB, and entries sharing one stream multiply that. So:
+//  - one entry inflates to at most INPUT_LIMITS.inflatedEntryBytes (1 GiB; a larger tensor
+//    must be stored, as torch.save does);
+//  - above INPUT_LIMITS.inflateRatioFloorBytes (16 MiB), at most INPUT_LIMITS.inflateRatio
+//    (100×) its compressed size. Trained weights are near-random floats that deflate by 1.1-1.5×
+//    and even quantised or sparse tensors rarely reach 10×; only constant buffers (zero-initialised
+//    LoRA B, BatchNorm running stats) approach 1000×, and those are small, hence the floor;
+//  - all deflated entries of one archive together inflate to at most 100× the archive's size
+//    (at least 256 MiB, so many small constant buffers pass) and never beyond
+//    INPUT_LIMITS.inflatedArchiveBytes (4 GiB). Without a total, thousands of entries that
+//    share one compressed stream (entries may point at the same bytes) would each pass alone.
+/** The archive-wide inflated total is allowed at least this much, whatever the file's size. */
+const INFLATED_ARCHIVE_FLOOR = 256 << 20;
+
+/** @internal A malformed or over-limit archive; its message starts with the file's name. */
+export class ZipError extends Error {}
+
 /** @internal Reads the directory of a zip archive and the contents of its entries. */
 export class ZipReader {
   readonly entries = new Map<string, ZipEntry>();
   readonly #src: ByteSource;
+  /** Entries read so far, and their bytes in the file: entries sharing data are refused. */
+  readonly #read = new Set<string>();
+  #bytesRead = 0;
+  /** Declared sizes of the deflated entries inflated so far. */
+  #inflated = 0;
 
   constructor(src: ByteSource) {
     this.#src = src;
@@ -60,7 +87,7 @@ export class ZipReader {
   }
 
   #fail(msg: string): Error {
-    return ioError(this.#src.name, `zip archive: ${msg}`);
+    return new ZipError(ioError(this.#src.name, `zip archive: ${msg}`).message);
   }
 
   #endOfCentralDirectory(): { count: number; cdOffset: number; cdSize: number } {
@@ -131,12 +158,59 @@ export class ZipReader {
   }
 
   /**
+   * Accounts for reading entry `e` once. The entries of a real archive never overlap, so the
+   * bytes of all entries read cannot exceed the file; an archive whose entries share their data
+   * (the classic way to multiply a zip bomb, or to make one stored region feed any number of
+   * tensors) runs past that and is refused.
+   */
+  #account(e: ZipEntry): void {
+    if (this.#read.has(e.name)) return;
+    const total = this.#bytesRead + e.compressedSize;
+    if (total > this.#src.size) {
+      throw this.#fail(`entry '${e.name}' shares its data with other entries (the entries read so far hold ${formatCount(total)} bytes, more than the file's ${formatCount(this.#src.size)})`);
+    }
+    this.#read.add(e.name);
+    this.#bytesRead = total;
+  }
+
+  /** The output limit for inflating deflated entry `e`, after checking its declared size against the limits above. */
+  #inflateLimit(e: ZipEntry): number {
+    const L = INPUT_LIMITS;
+    const declared = `entry '${e.name}' declares ${formatCount(e.size)} bytes uncompressed`;
+    const advice = '; torch.save stores entries uncompressed: re-save the checkpoint with torch.save (or as safetensors) instead of re-zipping it';
+    if (e.size > e.compressedSize * MAX_DEFLATE_RATIO + 64) throw this.#fail(`${declared} from ${formatCount(e.compressedSize)} compressed: an impossible compression ratio`);
+    if (e.size > L.inflatedEntryBytes) {
+      throw this.#fail(`${declared}, more than the limit of ${formatCount(L.inflatedEntryBytes)} bytes for a deflated entry (INPUT_LIMITS.inflatedEntryBytes)${advice}`);
+    }
+    if (e.size > L.inflateRatioFloorBytes && e.size > e.compressedSize * L.inflateRatio) {
+      throw this.#fail(
+        `${declared} from ${formatCount(e.compressedSize)} compressed, more than the limit of ${L.inflateRatio}× its compressed size ` +
+          `for entries over ${formatCount(L.inflateRatioFloorBytes)} bytes (INPUT_LIMITS.inflateRatio)${advice}`,
+      );
+    }
+    const archiveLimit = Math.min(L.inflatedArchiveBytes, Math.max(this.#src.size * L.inflateRatio, INFLATED_ARCHIVE_FLOOR));
+    if (this.#inflated + e.size > archiveLimit) {
+      throw this.#fail(
+        `${declared}, which brings the deflated entries of this archive to ${formatCount(this.#inflated + e.size)} bytes, more than the limit of ` +
+          `${formatCount(archiveLimit)} (${L.inflateRatio}× the file's size, at least ${formatCount(INFLATED_ARCHIVE_FLOOR)} and at most ` +
+          `${formatCount(L.inflatedArchiveBytes)} bytes: INPUT_LIMITS.inflateRatio, INPUT_LIMITS.inflatedArchiveBytes)${advice}`,
+      );
+    }
+    this.#inflated += e.size;
+    return e.size;
+  }
+
+  /**
    * An entry's contents as a tensor: a stored entry (torch.save's usual) is read straight into
-   * libtorch memory; a deflated one is inflated first.
+   * libtorch memory; a deflated one is inflated first. The caller has checked that the entry's
+   * declared size is what the tensor needs (so a deflated entry's claim is known to be the
+   * storage's size before the limits above judge it and inflation starts).
    */
   readTensor(e: ZipEntry, dtype: DType, shape: readonly number[], what: string): Tensor {
     if (e.method === 0 && !(e.flags & 1) && e.compressedSize === e.size) {
-      return this.#src.readTensor(this.#dataOffset(e), dtype, shape, what);
+      const start = this.#dataOffset(e);
+      this.#account(e);
+      return this.#src.readTensor(start, dtype, shape, what);
     }
     return tensorFromBytes(this.read(e), dtype, shape, what);
   }
@@ -147,13 +221,16 @@ export class ZipReader {
     const start = this.#dataOffset(e);
     if (e.method === 0) {
       if (e.compressedSize !== e.size) throw this.#fail(`stored entry '${e.name}' has compressed size ${e.compressedSize} != size ${e.size}`);
+      this.#account(e);
       return this.#src.readAt(start, e.size);
     }
     if (e.method !== 8) throw this.#fail(`entry '${e.name}' uses compression method ${e.method}; only stored and deflate are supported`);
-    if (e.size > e.compressedSize * MAX_DEFLATE_RATIO + 64) throw this.#fail(`entry '${e.name}' claims an impossible compression ratio`);
+    const limit = this.#inflateLimit(e);
+    this.#account(e);
     let out: Buffer;
     try {
-      out = inflateRawSync(this.#src.readAt(start, e.compressedSize), { maxOutputLength: Math.max(e.size, 1) });
+      // Inflation stops at the declared size, which the limits above have bounded.
+      out = inflateRawSync(this.#src.readAt(start, e.compressedSize), { maxOutputLength: Math.max(limit, 1) });
     } catch (err) {
       throw this.#fail(`entry '${e.name}' does not inflate: ${(err as Error).message}`);
     }
