@@ -74,7 +74,17 @@ export type Target =
       listExpect: Expect;
       expectedList?: { classes: string[]; rows: { path: string; label: number }[] };
     }
-  | { kind: 'delta' | 'peft' | 'config'; dir: string };
+  | {
+      kind: 'delta' | 'peft' | 'config'; dir: string;
+      /** For an accepted random valid manifest: what differs from the baseline's result (the rest must not). */
+      expected?: ManifestExpected;
+    };
+
+export interface ManifestExpected {
+  classes?: string[];
+  preprocess?: Record<string, unknown>;
+  options?: Record<string, unknown>;
+}
 
 export interface BuiltCase {
   spec: CaseSpec;
@@ -1205,8 +1215,54 @@ function manifestFixed(kind: ManifestKind): Def[] {
 
 const MANIFESTS_FIXED: Def[] = [...manifestFixed('delta'), ...manifestFixed('peft'), ...manifestFixed('config')];
 
+const CLASS_NAMES = ['cat', 'dog', 'Zebra', 'é', '猫', '🐕', 'a b', ' padded ', '0', '1', 'null', 'constructor', '__proto__', 'x'.repeat(300), 'tab\there', 'new\nline', 'quote"d'];
+
+/** A manifest with every optional or free-form field set to other valid values (and reformatted): it must load as such. */
+function randomValidManifest(c: Ctx, kind: ManifestKind): { target: Target; culprits: string[] } {
+  const r = c.r;
+  const base = kind === 'delta' ? c.b.delta : kind === 'peft' ? c.b.peft : c.b.config;
+  const o = JSON.parse(base.json);
+  const expected: ManifestExpected = {};
+  if (kind === 'delta') {
+    const names = new Set<string>();
+    while (names.size < o.numClasses) names.add(r.pick(CLASS_NAMES) + (r.chance(0.3) ? String(r.int(100)) : ''));
+    o.classes = [...names];
+    expected.classes = o.classes;
+    const pre: Record<string, unknown> = { size: 8 + r.int(1017), cropPct: r.pick([1, 0.875, 0.5, 0.05 + r.next() * 0.95]) };
+    if (r.chance(0.5)) pre.mean = [r.next(), r.next(), r.next()];
+    if (r.chance(0.5)) pre.std = [0.01 + r.next(), 0.01 + r.next(), 0.01 + r.next()];
+    Object.assign(o.preprocess, pre);
+    expected.preprocess = pre;
+    if (r.chance(0.5)) o.createdAt = r.pick(['', 'yesterday', new Date(r.int(2 ** 40)).toISOString()]);
+    if (r.chance(0.5)) o.library = r.pick(['0.0.1', '99.0.0-beta', '']);
+  } else if (kind === 'peft') {
+    o.lora_dropout = r.chance(0.5) ? 0 : r.next() * 0.9;
+    o.inference_mode = r.chance(0.5);
+    o.revision = r.pick([null, 'main', 'v1.0']);
+    o.base_model_name_or_path = r.pick(['resnet18', 'timm/resnet18.a1_in1k', '/models/resnet18', '']);
+    o.init_lora_weights = r.pick([true, false, 'gaussian']);
+    if (r.chance(0.3)) o.target_modules = [...o.target_modules].reverse();
+  } else {
+    const t = o.tune;
+    const fields: [string, () => unknown][] = [
+      ['batchSize', () => 1 + r.int(65536)], ['imageSize', () => 8 + r.int(4089)], ['epochs', () => 1 + r.int(10000)], ['lr', () => r.pick([0, 1e-6, r.next(), 10])],
+      ['seed', () => r.int(2 ** 31)], ['optimizer', () => r.pick(['adamw', 'sgd'])], ['augment', () => r.pick(['default', 'none'])], ['onBadImage', () => r.pick(['skip', 'fail'])],
+      ['valSplit', () => r.pick([0, 0.5, r.next() * 0.99])], ['momentum', () => r.pick([0, 1, r.next()])], ['labelSmoothing', () => r.next() * 0.99], ['workers', () => 1 + r.int(256)],
+      ['warmupEpochs', () => r.next() * 5], ['clipGrad', () => r.next() * 10], ['channelsLast', () => r.chance(0.5)], ['weightDecay', () => r.next()],
+      ['patience', () => r.int(10001)], ['accumulate', () => 1 + r.int(64)], ['mixup', () => r.next()], ['frozenPrecision', () => r.pick(['float32', 'bfloat16'])],
+    ];
+    for (const [k, v] of fields) if (r.chance(0.4)) t[k] = v();
+    expected.options = { ...t };
+  }
+  const neutral = r.pick(NEUTRAL_JSON);
+  const text = neutral.apply(JSON.stringify(o, null, 2) + '\n', r);
+  const made = manifestCase(c, kind, { json: text });
+  return { ...made, target: { ...(made.target as { kind: ManifestKind; dir: string }), expected } };
+}
+
 function randomManifest(r: Rng): Def {
   const kind = r.pick(['delta', 'delta', 'peft', 'config'] as const);
+  if (r.chance(0.15)) return { name: `${kind}-random-valid`, category: `${kind}: random valid files`, expect: 'accept', make: (c) => randomValidManifest(c, kind) };
   const fam = r.pick(['flip', 'field-fuzz', 'field-fuzz', 'bad-pair', 'bad-pair', 'neutral', 'truncate', 'tensor-flip'] as const);
   const baseOf = (c: Ctx) => (kind === 'delta' ? c.b.delta : kind === 'peft' ? c.b.peft : c.b.config);
   if (fam === 'bad-pair') {

@@ -5,7 +5,7 @@
 // hands the next case to a fresh or the same worker.
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -456,8 +456,4 @@ export function writeReport(path: string, text: string): void {
 export function resultLine(outcomes: CaseOutcome[]): string {
   const t = tally(outcomes);
   return `RESULT hostile_cases=${t.cases} hostile_crashes=${t.crash} hostile_hangs=${t.hang} hostile_overmem=${t.overmem} files_changed=${t.files_changed} silent_wrong=${t.silent_wrong}`;
-}
-
-export function fileExists(path: string): boolean {
-  return statSync(path, { throwIfNoEntry: false }) !== undefined;
 }

@@ -12,7 +12,7 @@ import {
 } from '../../src/index.js';
 import { resolveTransform } from '../../src/data/transforms.js';
 import { ST_DTYPE, strictStHeader } from './formats.js';
-import { type Baselines, type BuiltCase, type Expect, type ImageFormat, type ImageRef, type KnownFile, buildCase, describeCase, weightBaselines } from './generate.js';
+import { type Baselines, type BuiltCase, type CaseSpec, type Expect, type ImageFormat, type ImageRef, type KnownFile, buildCase, describeCase, weightBaselines } from './generate.js';
 import { hashTree, type FromWorker, type ToWorker, type Verdict } from './harness.js';
 
 const ROOT = process.env.HOSTILE_ROOT!;
@@ -221,7 +221,10 @@ function runPeft(dir: string): { logits: Float32Array; headOut: number; nonFinit
   const model = getPeftModel();
   const delta = loadPeftLora(model, dir);
   try {
-    return afterLoad(() => ({ logits: logitsOf(model), headOut: delta.head.outFeatures, nonFinite: allFinite(delta.stateDict()) }));
+    return afterLoad(() => {
+      model.eval();
+      return { logits: logitsOf(model), headOut: delta.head.outFeatures, nonFinite: allFinite(delta.stateDict()) };
+    });
   } finally {
     delta.dispose();
     if (attachedDelta(model)) {
@@ -433,7 +436,10 @@ function judgeManifest(built: BuiltCase & { target: { kind: 'delta' | 'peft' | '
     }
     const json = canonicalOptions(opts, target.dir);
     if (spec.expect === 'reject') return wrong(`runOptions accepted it: ${short(json, 200)}`);
-    if (spec.expect === 'accept') return json === refs.config ? ok('same options') : wrong(`options differ: ${short(json, 300)}`);
+    if (spec.expect === 'accept') {
+      const want = target.expected?.options ? canonicalOptions({ ...target.expected.options, out: resolve(target.dir) }, target.dir) : refs.config;
+      return json === want ? ok('same options') : wrong(`options differ: ${short(json, 300)} (expected ${short(want, 300)})`);
+    }
     const problem = typeof opts === 'object' && opts !== null ? checkTuneOptions(opts as Record<string, unknown>) : 'not an object';
     return problem ? wrong(`accepted options with ${problem}`) : ok('valid options');
   }
@@ -468,7 +474,13 @@ function judgeManifest(built: BuiltCase & { target: { kind: 'delta' | 'peft' | '
   if (s.nonFinite) return wrong(`loaded a non-finite tensor '${s.nonFinite}'`);
   if (spec.expect === 'accept') {
     const r = refs.delta;
-    if (canonical(s.classes) !== canonical(r.classes) || canonical(s.preprocess) !== canonical(r.preprocess)) return wrong('classes or preprocess differ from the baseline');
+    const exp = target.expected;
+    if (canonical(s.classes) !== canonical(exp?.classes ?? r.classes)) return wrong(`classes ${short(JSON.stringify(s.classes), 120)} are not the manifest's`);
+    if (exp?.preprocess) {
+      const got = s.preprocess as Record<string, unknown>;
+      const off = Object.entries(exp.preprocess).find(([k, v]) => canonical(got[k]) !== canonical(v));
+      if (off) return wrong(`preprocess.${off[0]} is ${short(JSON.stringify(got[off[0]]), 60)}, the manifest says ${short(JSON.stringify(off[1]), 60)}`);
+    } else if (canonical(s.preprocess) !== canonical(r.preprocess)) return wrong('preprocess differs from the baseline');
     if (!sameArray(s.logits, r.logits)) return wrong('logits differ from the baseline delta\'s');
     return ok('same delta');
   }
@@ -482,6 +494,39 @@ async function judge(built: BuiltCase): Promise<Verdict> {
     case 'images': case 'csv': return judgeImages(built as BuiltCase & { target: typeof t });
     default: return judgeManifest(built as BuiltCase & { target: typeof t });
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-test: cases that misbehave on purpose, to show the parent sees each kind of failure
+
+function selfTestSpec(id: string): CaseSpec {
+  return { id, reader: 'weights', category: 'harness self-test', name: id.slice('selftest:'.length), expect: 'either' };
+}
+
+async function selfTest(id: string, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'input.bin');
+  writeFileSync(file, 'input');
+  send({ type: 'start', id, spec: selfTestSpec(id), dir, before: hashTree(dir) });
+  switch (id.slice('selftest:'.length)) {
+    case 'hang':
+      setInterval(() => {}, 1000);
+      await new Promise(() => {});
+      break;
+    case 'segv': process.kill(process.pid, 'SIGSEGV'); break;
+    case 'abort': process.abort(); break;
+    case 'throw-later': setTimeout(() => { throw new Error('thrown outside any reader call'); }, 10); await new Promise(() => {}); break;
+    case 'overmem': {
+      const hold: Buffer[] = [];
+      for (let i = 0; i < 40; i++) {
+        hold.push(Buffer.alloc(64 << 20, 1));
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      break;
+    }
+    case 'write': writeFileSync(file, 'changed'); break;
+  }
+  send({ type: 'result', id, verdict: { status: 'ok', falseReject: false, accepted: true, detail: 'self-test' }, ms: 0, leaked: 0 });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,6 +574,11 @@ async function main(): Promise<void> {
     if (msg.type === 'quit') break;
     current = msg.id;
     const dir = join(ROOT, 'cases', msg.id.replace(':', '-'));
+    if (msg.id.startsWith('selftest:')) {
+      await selfTest(msg.id, dir);
+      current = null;
+      continue;
+    }
     const t0 = performance.now();
     let built: BuiltCase;
     try {
