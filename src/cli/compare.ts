@@ -53,7 +53,9 @@ const flags = {
 function experimentOptions(p: Parsed, help: string, command: string, argv: string[]): ExperimentOptions {
   const model = required(p, 'model', help);
   const seeds = (str(p, 'seeds') ?? '0,1,2').split(',').map((s) => s.trim());
-  if (seeds.some((s) => !/^\d+$/.test(s))) throw new UsageError(`--seeds must be a comma list of non-negative integers, got '${str(p, 'seeds')}'`, help);
+  if (seeds.some((s) => !/^\d{1,10}$/.test(s) || Number(s) > 2 ** 31 - 1)) {
+    throw new UsageError(`--seeds must be a comma list of integers from 0 to ${2 ** 31 - 1}, got '${str(p, 'seeds')}'`, help);
+  }
   const base: ExperimentBase = drop({
     model,
     weights: str(p, 'weights'),

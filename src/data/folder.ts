@@ -236,6 +236,12 @@ export class CsvList extends FileDataset {
     let maxNumber = -1;
     let maxLine = 0;
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    // Count the lines first: refusing an over-long list must not cost the memory of building it.
+    let lineCount = 1;
+    for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) lineCount++;
+    if (lineCount > INPUT_LIMITS.samples + 1) {
+      throw new Error(`${abs}: ${formatCount(lineCount)} lines, more than the limit of ${formatCount(INPUT_LIMITS.samples)} images for one dataset (INPUT_LIMITS.samples)`);
+    }
     for (let at = 0, line = 1; at <= text.length; line++) {
       let end = text.indexOf('\n', at);
       if (end < 0) end = text.length;

@@ -156,7 +156,7 @@ export function saveDelta(delta: Delta, dir: string, options: SaveDeltaOptions =
 export function readDeltaManifest(dir: string): DeltaManifest {
   const path = join(dir, 'delta.json');
   if (!existsSync(path)) {
-    throw new Error(existsSync(dir) ? `${dir}: not a delta folder (no delta.json)` : `${dir}: no such delta folder`);
+    throw new Error(existsSync(dir) ? `${dir}: not a delta folder (no delta.json)` : `${dir}: no such delta folder (looked for ${path})`);
   }
   return readJsonFile(path, deltaManifestSchema, 'delta manifest') as DeltaManifest;
 }

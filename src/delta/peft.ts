@@ -72,9 +72,24 @@ export const peftConfigSchema = z.looseObject({
   lora_dropout: finite().refine((v) => v >= 0 && v < 1, 'must be in [0, 1)').nullable().optional().transform((v) => v ?? undefined),
   target_modules: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'must be a regular expression or a non-empty list of module names' }),
   bias: z.enum(['none'], { error: (i) => `'${String(i.input)}' is not supported (only 'none')` }).optional(),
+  // Variants that change the math: loading them as plain LoRA would give other outputs without a word.
+  use_dora: z.literal(false, { error: 'DoRA adapters are not supported (only plain LoRA)' }).nullable().optional(),
+  use_rslora: z.literal(false, { error: 'rank-stabilised LoRA (scaling alpha/sqrt(r)) is not supported' }).nullable().optional(),
+  lora_bias: z.literal(false, { error: 'LoRA with a bias on B is not supported' }).nullable().optional(),
+  fan_in_fan_out: z.literal(false, { error: 'fan_in_fan_out (transposed Conv1D weights) does not apply to these models' }).nullable().optional(),
+  layers_to_transform: z.null({ error: 'per-layer selection (layers_to_transform) is not supported' }).optional(),
   rank_pattern: emptyPattern('rank_pattern'),
   alpha_pattern: emptyPattern('alpha_pattern'),
 });
+
+/** applyDelta with errors (a target that matches nothing, ...) blamed on the config file that asked for it. */
+function applyPeftConfig(model: VisionModel, configPath: string, config: Parameters<typeof applyDelta>[1]): Delta {
+  try {
+    return applyDelta(model, config);
+  } catch (err) {
+    throw new Error(`${configPath}: ${(err as Error).message}`, { cause: err });
+  }
+}
 
 /** Reads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto `model`. */
 export function loadPeftLora(model: VisionModel, dir: string): Delta {
@@ -90,7 +105,7 @@ export function loadPeftLora(model: VisionModel, dir: string): Delta {
       state.set(name, t);
     }
     const headWeight = state.get(`${model.config.classifier}.weight`);
-    delta = applyDelta(model, {
+    delta = applyPeftConfig(model, configPath, {
       method: 'lora',
       rank: cfg.r,
       alpha: cfg.lora_alpha,

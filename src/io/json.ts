@@ -34,9 +34,34 @@ export function validate<T extends z.ZodType>(schema: T, value: unknown, path: s
   return result.data;
 }
 
+/** Nesting deeper than any file of ours needs; deeper input would exhaust the stack of a recursive reader. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * The deepest nesting of arrays and objects in JSON `text` (strings skipped), scanned without
+ * recursion, so a hostile file is refused before JSON.parse or a schema recurses into it.
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 /** Reads a JSON file (a regular file of at most 16 MiB) and validates it against `schema`. */
 export function readJsonFile<T extends z.ZodType>(path: string, schema: T, what: string): z.output<T> {
   const text = readTextFile(path, { maxBytes: INPUT_LIMITS.manifestBytes, what });
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw new Error(`${path}: the ${what} nests ${depth} levels deep, more than the limit of ${MAX_JSON_DEPTH}`);
   let value: unknown;
   try {
     value = JSON.parse(text);

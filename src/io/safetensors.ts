@@ -6,6 +6,7 @@ import { type DType, itemSize } from '../engine/dtype.js';
 import { Tensor } from '../engine/tensor.js';
 import { writeFileAtomic } from './atomic.js';
 import { INPUT_LIMITS, formatCount } from './read.js';
+import { MAX_JSON_DEPTH, jsonDepth } from './json.js';
 import { type ByteSource, bufferSource, checkHostEndianness, fileSource, ioError } from './source.js';
 
 const TO_DTYPE: Record<string, DType> = {
@@ -70,6 +71,8 @@ function readHeader(src: ByteSource): SafetensorsHeader {
   } catch {
     throw fail('header is not valid UTF-8');
   }
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) throw fail(`header nests ${depth} levels deep, more than the limit of ${MAX_JSON_DEPTH}`);
   let header: unknown;
   try {
     header = JSON.parse(text);

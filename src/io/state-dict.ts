@@ -24,22 +24,27 @@ const WRAPPER_PREFIXES = ['module.', '_orig_mod.'];
 export function loadStateDict(path: string): Map<string, Tensor> {
   const src = fileSource(path);
   let magic: Uint8Array;
+  const size = src.size;
   try {
     magic = src.readAt(0, Math.min(9, src.size)).slice();
   } finally {
     src.close();
   }
+  // safetensors first: an 8-byte little-endian header length that fits the file, then the header's
+  // '{'. Its first byte may be 0x80 or spell 'PK', so the pickle and zip magics come second (a zip's
+  // byte 8 is its compression method, 0 or 8, and a legacy pickle's is part of its magic number).
   // Legacy pickled checkpoints start with the pickle PROTO opcode; loadPth explains those.
   const isPth = (magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 3 && magic[3] === 4) || magic[0] === 0x80;
-  if (!isPth) {
-    // safetensors: an 8-byte little-endian header length, then the JSON header's '{'.
-    if (magic.length < 9 || magic[8] !== 0x7b) {
-      const start = Buffer.from(magic).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
-      throw new Error(
-        `${path}: neither a PyTorch checkpoint (.pth/.pt: a zip or a pickle) nor a safetensors file (it starts with '${start}'${/^[\x20-\x7e\s]+$/.test(Buffer.from(magic).toString('latin1')) ? ', which looks like text' : ''})`,
-      );
-    }
+  const headerLength = magic.length >= 9 ? Buffer.from(magic).readBigUInt64LE(0) : -1n;
+  if (magic.length >= 9 && magic[8] === 0x7b && (headerLength + 8n <= BigInt(size) || !isPth)) {
     return stripWrapperPrefixes(loadSafetensors(path).tensors);
+  }
+  if (!isPth) {
+    const start = Buffer.from(magic).toString('latin1');
+    throw new Error(
+      `${path}: neither a PyTorch checkpoint (.pth/.pt: a zip or a pickle) nor a safetensors file (it starts with '${start.replace(/[^\x20-\x7e]/g, '.')}'` +
+        `${/^[\x20-\x7e\s]+$/.test(start) ? ', which looks like text' : ''})`,
+    );
   }
   const checkpoint = loadPth(path);
   let dict: Map<string, Tensor>;

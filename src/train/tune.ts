@@ -476,7 +476,13 @@ export function loadTuned(deltaDir: string, options: { weights?: string; ignoreB
   resolveTransform({ ...preprocess, train: false }, `${manifestPath}: field 'preprocess'`);
   if (!listModels().includes(manifest.model)) throw new Error(`${manifestPath}: field 'model': unknown model '${manifest.model}'`);
   const weights = findBase(deltaDir, manifest, options.weights);
-  const model = createModel(manifest.model, weights ? { weights } : {});
+  let model: VisionModel;
+  try {
+    model = createModel(manifest.model, weights ? { weights } : {});
+  } catch (err) {
+    // Most often the manifest's model and the base disagree: name both.
+    throw new Error(`${manifestPath}: field 'model' is '${manifest.model}', but its base ${weights ?? '(random init)'} does not load into it: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+  }
   try {
     const delta = loadDelta(model, deltaDir, { ignoreBaseMismatch: options.ignoreBaseMismatch });
     model.eval();

@@ -198,15 +198,20 @@ test('SIGKILL, move the run folder, resume from another directory: it finishes, 
   }
 });
 
-test('resume with --allow-data-change goes on and records the new fingerprint', async () => {
+test('--quiet still reports skipped images, summary.json lists them; resume with --allow-data-change goes on', async () => {
   const data = join(dir, 'data3');
   await makeImages(data, 8, 9);
+  writeFileSync(join(data, 'green', 'broken.png'), 'not a png');
   const out = join(dir, 'run3');
-  let r = run(['train', ...common, '--data', data, '--method', 'lora', '--epochs', '1', '--out', out]);
+  let r = run(['train', ...common, '--data', data, '--method', 'lora', '--epochs', '1', '--out', out, '--on-bad-image', 'skip', '--quiet', '--val-split', '0']);
   assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /warning: skipping .*broken\.png/, 'the skipped image is reported under --quiet');
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  assert.equal(summary.skippedImages.length, 1);
+  assert.match(summary.skippedImages[0], /broken\.png/);
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   assert.equal(config.tune.data, data, 'the data path is stored absolute');
-  assert.equal(config.fingerprints.data.train.count + (config.fingerprints.data.val?.count ?? 0), 24);
+  assert.equal(config.fingerprints.data.train.count, 25);
   cpSync(join(data, 'red', '0.png'), join(data, 'red', 'extra.png'));
   r = run(['train', '--resume', out]);
   assert.equal(r.status, 1);

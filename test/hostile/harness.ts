@@ -254,6 +254,11 @@ class Slot {
     return this.#proc !== null;
   }
 
+  /** The idle worker's resident memory now (0 when none runs). */
+  get rss(): number {
+    return this.#proc?.pid ? (readRss(this.#proc.pid) ?? 0) : 0;
+  }
+
   /** Runs one case in this slot's worker (which must be alive). */
   run(id: string, describe: (id: string) => CaseSpec): Promise<CaseOutcome> {
     return new Promise((resolve) => {
@@ -320,6 +325,9 @@ export async function runHostile(o: HarnessOptions, describe: (id: string) => Ca
             await slot.start();
           }
           const out = await slot.run(id, describe);
+          // What earlier cases left resident (libtorch's and malloc's free lists) must not count
+          // against the next case's cap: a worker past half of it is replaced.
+          if (slot.alive && slot.rss > opts.memLimitBytes / 2) await slot.stop();
           const now = statTree(join(root, 'baseline'));
           if (now !== baselineStat) {
             out.filesChanged.push('shared baseline changed (stat)');
