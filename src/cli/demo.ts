@@ -12,6 +12,7 @@ import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone, demoTransfer } fr
 import { tune, type TuneOptions } from '../train/tune.js';
 import type { ProgressMode } from '../train/progress.js';
 import { choice, num, parse, str } from './args.js';
+import { UsageError } from './errors.js';
 
 export const demoHelp = `Usage: deltatune demo [options]
 
@@ -48,7 +49,7 @@ function checkDemoFolder(outDir: string, methods: string[]): void {
   if (!statSync(outDir).isDirectory()) throw new OutputRefusedError(`--out ${outDir} is a file, not a folder`);
   const entries = readdirSync(outDir).filter((e) => !e.startsWith('.'));
   if (entries.length === 0) return;
-  const own = new Set(['pretrain', 'report.json', 'report.md', ...listMethods(), ...methods]);
+  const own = new Set(['pretrain', 'report.json', 'report.md', ...listMethods()]);
   const foreign = entries.filter((e) => !own.has(e));
   if (foreign.length) {
     throw new OutputRefusedError(`--out ${outDir} is not an earlier demo's output (it holds ${foreign.slice(0, 3).join(', ')}); give a new or empty folder`);
@@ -72,6 +73,11 @@ export async function runDemo(argv: string[]): Promise<void> {
   const say = (s: string) => {
     if (mode !== 'json' && mode !== 'quiet') console.log(s);
   };
+  // Checked before anything is deleted: each name becomes a folder under OUT that the demo replaces.
+  const unknown = methods.filter((m) => !listMethods().includes(m));
+  if (unknown.length || methods.length === 0) {
+    throw new UsageError(`--methods must be a comma list of ${listMethods().join(', ')}; got '${str(p, 'methods') ?? ''}'`, h);
+  }
   checkDemoFolder(outDir, methods);
   const started = performance.now();
   say(`deltatune demo: libtorch on ${getNumThreads()} threads, BLAS ${engineInfo().blas}`);

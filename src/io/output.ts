@@ -1,7 +1,7 @@
 // The output policy every command that writes follows: never replace an existing file or run
 // without `force`, never write over a file the command read (its delta, its base, its data), never
 // write into a pseudo-filesystem, and undo what a failed start created.
-import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, statfsSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { describeFileType } from './read.js';
 
@@ -56,7 +56,8 @@ function identity(path: string): string | null {
 function filesUnder(path: string, out: string[] = [], depth = 0): string[] {
   let st;
   try {
-    st = lstatSync(path);
+    // The path as given is followed (a symlink to the base is the base); links inside are not.
+    st = depth === 0 ? statSync(path) : lstatSync(path);
   } catch {
     return out;
   }
@@ -92,9 +93,11 @@ export function checkOutputFile(path: string, options: OutputFileOptions = {}): 
   const id = st ? identity(target) : null;
   for (const read of options.reads ?? []) {
     if (!read) continue;
-    const hit = id !== null && filesUnder(resolve(read)).some((f) => identity(f) === id);
+    const files = filesUnder(resolve(read));
+    const hit = id !== null && files.some((f) => identity(f) === id);
     if (hit || resolve(read) === target) {
-      throw new OutputRefusedError(`${what} ${path} is ${resolve(read) === target ? 'a file' : `inside ${read}, which`} this command reads; write somewhere else (--force does not apply)`);
+      const whole = resolve(read) === target || (files.length === 1 && files[0] === resolve(read));
+      throw new OutputRefusedError(`${what} ${path} is ${whole ? `${read}, a file` : `inside ${read}, which`} this command reads; write somewhere else (--force does not apply)`);
     }
   }
   if (st && !options.force) throw new OutputRefusedError(`${what} ${path} already exists; pass --force to replace it`);
@@ -131,7 +134,17 @@ export class OutputFolder {
   /** Removes what this start created: the folder it made, or the entries it added to an existing one. */
   rollback(): void {
     if (this.#committed) return;
-    if (this.#created) rmSync(this.#created, { recursive: true, force: true });
+    if (this.#created) {
+      // Only this folder goes whole; a parent it created goes only if still empty (another run may use it by now).
+      rmSync(this.path, { recursive: true, force: true });
+      for (let p = dirname(this.path); p.length >= this.#created.length && p !== dirname(p); p = dirname(p)) {
+        try {
+          rmdirSync(p);
+        } catch {
+          break;
+        }
+      }
+    }
     else if (this.#preExisting && existsSync(this.path)) {
       for (const name of readdirSync(this.path)) if (!this.#preExisting.has(name)) rmSync(join(this.path, name), { recursive: true, force: true });
     }

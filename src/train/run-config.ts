@@ -21,7 +21,8 @@ export const tuneOptionsSchema = z.looseObject({
   valSplit: finite().refine((v) => v >= 0 && v < 1, 'must be in [0, 1)').optional(),
   imageSize: z.number().int().min(8).max(4096).optional(),
   batchSize: count(65536).optional(),
-  seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  // Runs started before the CLI capped --seed at 2^31-1 may hold larger ones.
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   augment: z.enum(['default', 'none']).optional(),
   colorJitter: finite().refine((v) => v >= 0 && v <= 1, 'must be in [0, 1]').optional(),
   mixup: nonNegative().optional(),

@@ -256,8 +256,14 @@ export class Trainer {
       // allowed with --allow-data-change) may differ; the configuration itself may not.
       const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
       const now = JSON.parse(text) as Record<string, unknown>;
+      // Paths are left out too: runs saved before paths were stored absolute hold them as typed, and
+      // the data's and weights' identity is what the fingerprints (checked by tune) guard.
       const essence = (c: Record<string, unknown>) =>
-        canonicalJson({ ...c, fingerprints: undefined, tune: c.tune && typeof c.tune === 'object' ? { ...c.tune, out: undefined } : c.tune });
+        canonicalJson({
+          ...c,
+          fingerprints: undefined,
+          tune: c.tune && typeof c.tune === 'object' ? { ...c.tune, out: undefined, data: undefined, valData: undefined, weights: undefined } : c.tune,
+        });
       if (essence(saved) !== essence(now)) {
         throw new Error(`${path}: the run was started with another configuration; resume with the same options (or start a new run directory)`);
       }

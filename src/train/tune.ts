@@ -1,7 +1,7 @@
 // One call from "a model, a method and some images" to a trained delta in a run directory — the
 // API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { cpuHasNativeBfloat16, manualSeed, noGrad } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
@@ -221,38 +221,59 @@ export interface TuneControl {
 }
 
 const RUN_FILES = ['config.json', 'metrics.jsonl', 'summary.json', 'state.safetensors', 'base.safetensors', 'best', 'last'];
-
-/** Whether `dir` holds a deltatune run (of any age: finished, killed, or a failed start's config). */
-function holdsRun(dir: string): boolean {
-  return existsSync(join(dir, 'state.safetensors')) || existsSync(join(dir, 'config.json'));
-}
+/** Temporary names our own writers use in a run folder (delta swaps, atomic writes, a run set aside). */
+const RUN_TEMP = /^\.(best|last)\.(tmp|old)$|^\..+\.\d+\.[0-9a-f]+\.tmp$|^\.replaced\.\d+\.tmp$/;
+const isRunEntry = (name: string) => RUN_FILES.includes(name) || RUN_TEMP.test(name);
 
 /**
- * The output policy for a new run: the folder must be new, empty, or (with force) an old run
- * whose files this run does not read; it may not lie inside the data it reads.
+ * The output policy for a new run: the folder must be new, hold nothing but dot-files, hold a start
+ * that never reached a checkpoint, or (with force) an earlier run whose files this run does not
+ * read; it may not lie inside the data it reads. Returns the earlier run's entries to replace.
  */
-function checkRunFolder(runDir: string, options: TuneOptions, force: boolean): void {
+function checkRunFolder(runDir: string, options: TuneOptions, force: boolean): string[] {
   checkNotPseudoFilesystem(runDir, '--out');
   if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new OutputRefusedError(`--out ${runDir} is a file, not a run folder`);
   const reads = [options.weights, options.data, options.valData].filter((r): r is string => Boolean(r) && !BUILTIN_DATA.includes(r!));
   for (const read of reads) {
-    if (isInside(runDir, read) && statSync(read).isDirectory()) {
+    if (existsSync(read) && statSync(read).isDirectory() && isInside(runDir, read)) {
       throw new OutputRefusedError(`--out ${runDir} is inside ${read}, which this run reads; write the run somewhere else`);
     }
   }
-  if (!existsSync(runDir)) return;
+  if (!existsSync(runDir)) return [];
   const entries = readdirSync(runDir);
-  if (entries.length === 0) return;
-  if (!holdsRun(runDir)) {
-    throw new OutputRefusedError(`--out ${runDir} is a folder that holds other files (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', ...' : ''}); give a new or empty folder`);
+  const foreign = entries.filter((e) => !isRunEntry(e) && !e.startsWith('.'));
+  if (foreign.length) {
+    throw new OutputRefusedError(`--out ${runDir} holds other files (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''}); give a new or empty folder`);
   }
-  if (!force) throw new OutputRefusedError(`${runDir} already holds a run; resume it (--resume ${runDir}), pass --force to replace it, or choose another --out`);
+  const earlier = entries.filter(isRunEntry);
+  if (earlier.length === 0) return [];
+  // A start killed before its first checkpoint saved nothing worth keeping: it is simply replaced.
+  if (existsSync(join(runDir, 'state.safetensors')) && !force) {
+    throw new OutputRefusedError(`${runDir} already holds a run; resume it (--resume ${runDir}), pass --force to replace it, or choose another --out`);
+  }
   for (const read of reads) {
-    if (isInside(read, runDir)) throw new OutputRefusedError(`--force would delete ${read}, which this run reads (it is inside ${runDir}); write the run somewhere else`);
+    if (isInside(read, runDir)) throw new OutputRefusedError(`replacing the run in ${runDir} would delete ${read}, which this run reads; write the run somewhere else`);
   }
-  const foreign = entries.filter((e) => !RUN_FILES.includes(e) && !e.startsWith('.'));
-  if (foreign.length) throw new OutputRefusedError(`--force: ${runDir} holds files that are not part of a run (${foreign.slice(0, 3).join(', ')}); move them or choose another --out`);
-  for (const e of entries) rmSync(join(runDir, e), { recursive: true, force: true });
+  return earlier;
+}
+
+/**
+ * Moves an earlier run's entries into a hidden folder inside the run folder, so a new start that
+ * fails before its first checkpoint can put them back; `discard()` deletes them once it no longer can.
+ */
+function setAside(runDir: string, entries: string[]): { restore(): void; discard(): void } {
+  const aside = join(runDir, `.replaced.${process.pid}.tmp`);
+  mkdirSync(aside);
+  for (const e of entries) renameSync(join(runDir, e), join(aside, e));
+  return {
+    restore() {
+      for (const e of readdirSync(aside)) renameSync(join(aside, e), join(runDir, e));
+      rmSync(aside, { recursive: true, force: true });
+    },
+    discard() {
+      rmSync(aside, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Removes what a killed process left half-written in a run folder, and restores a delta folder caught mid-swap. */
@@ -318,10 +339,11 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     ...(options.valData ? { valData: absoluteDataSpec(options.valData) } : {}),
     ...(options.weights ? { weights: resolve(options.weights) } : {}),
   };
+  let replaced: string[] = [];
   if (control.resume) {
     if (!existsSync(join(runDir, 'state.safetensors'))) throw new Error(`${runDir}: no state.safetensors to resume from (the run never saved a checkpoint); start it again`);
   } else {
-    checkRunFolder(runDir, options, control.force === true);
+    replaced = checkRunFolder(runDir, options, control.force === true);
   }
   const progress = createProgress(options.progress ?? 'auto');
   const split = openData(options);
@@ -331,6 +353,9 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     const saved = readRunConfig(runDir);
     if (saved.fingerprints) {
       const change = describeDataChange(saved.fingerprints.data, fingerprint);
+      if (saved.fingerprints.data.classes.join('\n') !== fingerprint.classes.join('\n')) {
+        throw new Error(`${runDir}: the classes changed since the run started (${saved.fingerprints.data.classes.length} -> ${fingerprint.classes.length}); a run cannot change its head, start a new one`);
+      }
       if (change && !control.allowDataChange) {
         throw new Error(`${runDir}: the data changed since the run started (${change}); resuming would mix two datasets. Pass --allow-data-change to go on anyway, or start a new run`);
       }
@@ -350,17 +375,14 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     progress.message(`warning: ${m}`);
   };
   const loaders = makeLoaders(split, { ...options, channelsLast }, transforms, warn);
+  // An earlier run is replaced only now, when the new one's data opened; until the first checkpoint it can come back.
+  let aside = replaced.length ? setAside(runDir, replaced) : null;
   const folder = new OutputFolder(runDir).prepare();
   if (control.resume) folder.commit();
-  let model: VisionModel;
-  try {
-    model = prepareBase(options, runDir);
-  } catch (err) {
-    folder.rollback();
-    throw err;
-  }
+  let model: VisionModel | undefined;
   let delta: Delta | undefined;
   try {
+    model = prepareBase(options, runDir);
     manualSeed(options.seed ?? 0);
     delta = applyDelta(model, { method: options.method, numClasses: split.classes.length, ...(options.methodOptions ?? {}) });
     if (channelsLast) model.toMemoryFormat('channelsLast');
@@ -418,12 +440,17 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
       cache?.dispose();
     }
   } catch (err) {
-    // A start that never reached its first checkpoint leaves nothing behind.
-    if (!existsSync(join(runDir, 'state.safetensors'))) folder.rollback();
+    // A start that never reached its first checkpoint leaves nothing behind, and gives back what it replaced.
+    if (!existsSync(join(runDir, 'state.safetensors'))) {
+      folder.rollback();
+      aside?.restore();
+      aside = null;
+    }
     throw err;
   } finally {
+    aside?.discard();
     delta?.dispose();
-    model.dispose();
+    model?.dispose();
   }
 }
 

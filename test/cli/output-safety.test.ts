@@ -6,9 +6,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { loadTuned } from '../../src/index.js';
 import { ROOT } from '../helpers.js';
@@ -143,12 +143,50 @@ test('train refuses an existing run without --force, a foreign folder always, an
   assert.ok(!existsSync(join(dir, 'data', 'run')));
 });
 
+test('train --force replaces a run only once the new start works, and keeps what is not the run', () => {
+  const out = join(dir, 'replace');
+  let r = run(['train', ...common, '--data', join(dir, 'data'), '--method', 'lora', '--epochs', '1', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  writeFileSync(join(out, '.notes'), 'mine');
+  const before = sha(join(out, 'best', 'delta.safetensors'));
+  // A typo in --data, and a bad method option: the earlier run is still there, byte for byte.
+  r = run(['train', ...common, '--data', join(dir, 'dta'), '--method', 'lora', '--epochs', '1', '--out', out, '--force']);
+  assert.equal(r.status, 1);
+  r = run(['train', ...common, '--data', join(dir, 'data'), '--method', 'lora', '--opt', 'rank=0', '--epochs', '1', '--out', out, '--force']);
+  assert.equal(r.status, 1);
+  assert.equal(sha(join(out, 'best', 'delta.safetensors')), before);
+  assert.deepEqual(readdirSync(out).sort(), ['.notes', 'base.safetensors', 'best', 'config.json', 'last', 'metrics.jsonl', 'state.safetensors', 'summary.json']);
+  // A start killed before its first checkpoint left only config.json and base.safetensors: replaced without --force.
+  const killed = join(dir, 'never-checkpointed');
+  mkdirSync(killed);
+  cpSync(join(out, 'config.json'), join(killed, 'config.json'));
+  r = run(['train', ...common, '--data', join(dir, 'data'), '--method', 'lora', '--epochs', '1', '--out', killed]);
+  assert.equal(r.status, 0, r.stderr);
+  // A symlink to the base is the base.
+  const link = join(dir, 'base-link.safetensors');
+  symlinkSync(join(out, 'base.safetensors'), link);
+  const base = sha(join(out, 'base.safetensors'));
+  r = run(['merge', '--delta', join(out, 'best'), '--weights', link, '--out', join(out, 'base.safetensors'), '--force']);
+  assert.equal(r.status, 1);
+  assertOneLine(r.stderr, /this command reads/);
+  assert.equal(sha(join(out, 'base.safetensors')), base);
+  assert.equal(readFileSync(join(out, '.notes'), 'utf8'), 'mine');
+});
+
 test('a failed start removes what it created', () => {
   const out = join(dir, 'failed', 'deeper');
   const r = run(['train', ...common, '--data', join(dir, 'data'), '--method', 'lora', '--opt', 'rank=0', '--epochs', '1', '--out', out]);
   assert.equal(r.status, 1);
   assertOneLine(r.stderr, /rank/);
   assert.ok(!existsSync(join(dir, 'failed')), 'neither the run folder nor its new parent is left');
+});
+
+test('a loss that diverges before the first checkpoint names no checkpoint and leaves nothing', () => {
+  const out = join(dir, 'diverged');
+  const r = run(['train', ...common, '--data', join(dir, 'data'), '--method', 'lora', '--lr', '1e15', '--epochs', '1', '--out', out, '--quiet']);
+  assert.equal(r.status, 1);
+  assertOneLine(r.stderr, /the loss became (NaN|Infinity|-Infinity) .*No checkpoint had been saved yet/);
+  assert.ok(!existsSync(out));
 });
 
 test('SIGKILL, move the run folder, resume from another directory: it finishes, leaves no temp files, and finds its base', async () => {
@@ -212,6 +250,17 @@ test('--quiet still reports skipped images, summary.json lists them; resume with
   const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
   assert.equal(config.tune.data, data, 'the data path is stored absolute');
   assert.equal(config.fingerprints.data.train.count, 25);
+  // A config written before paths were stored absolute (relative data path, no fingerprints) still resumes.
+  const legacy = join(dir, 'legacy-run');
+  cpSync(out, legacy, { recursive: true });
+  const old = JSON.parse(readFileSync(join(legacy, 'config.json'), 'utf8'));
+  old.tune.data = relative(ROOT, data);
+  old.tune.out = relative(ROOT, legacy);
+  delete old.fingerprints;
+  writeFileSync(join(legacy, 'config.json'), JSON.stringify(old, null, 2) + '\n');
+  r = run(['train', '--resume', legacy]);
+  assert.equal(r.status, 0, r.stderr);
+
   cpSync(join(data, 'red', '0.png'), join(data, 'red', 'extra.png'));
   r = run(['train', '--resume', out]);
   assert.equal(r.status, 1);
