@@ -1,6 +1,7 @@
 // The demo's backbone: resnet18 pretrained from scratch on Fashion-MNIST at 32×32, made once and
 // cached, so the demo, the experiments and the compute benchmark transfer from the same network.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { readJsonFile, z } from '../io/json.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createModel } from '../models/index.js';
@@ -42,8 +43,9 @@ export async function demoBackbone(o: BackboneOptions): Promise<{ path: string; 
   mkdirSync(cache, { recursive: true });
   const path = join(cache, `${DEMO_MODEL}-fashion-mnist-${DEMO_SIZE}px-e${epochs}-s${seed}.safetensors`);
   if (existsSync(path) && existsSync(`${path}.json`)) {
-    const info = JSON.parse(readFileSync(`${path}.json`, 'utf8')) as { top1: number };
-    return { path, note: `reused ${path} (Fashion-MNIST test top-1 ${info.top1.toFixed(2)}%)`, reused: true };
+    // JSON has no NaN: a backbone without a test score stores null.
+    const info = readJsonFile(`${path}.json`, z.looseObject({ top1: z.number().nullable() }), 'cached backbone record');
+    return { path, note: `reused ${path} (Fashion-MNIST test top-1 ${info.top1 === null ? '-' : `${info.top1.toFixed(2)}%`})`, reused: true };
   }
   say(`pretraining ${DEMO_MODEL} on Fashion-MNIST (60,000 images, ${DEMO_SIZE}x${DEMO_SIZE}, ${epochs} epochs); cached in ${cache}`);
   rmSync(o.workDir, { recursive: true, force: true });
@@ -55,9 +57,7 @@ export async function demoBackbone(o: BackboneOptions): Promise<{ path: string; 
   const model = createModel(DEMO_MODEL, { weights: join(o.workDir, 'base.safetensors') });
   try {
     const delta = loadDelta(model, join(o.workDir, 'last'));
-    const tmp = `${path}.tmp.safetensors`;
-    saveStateDict(tmp, model.stateDict(), { pretrained_on: 'fashion-mnist', model: DEMO_MODEL });
-    renameSync(tmp, path);
+    saveStateDict(path, model.stateDict(), { pretrained_on: 'fashion-mnist', model: DEMO_MODEL }); // atomic: temp file, fsync, rename
     delta.dispose();
   } finally {
     model.dispose();

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readRunSummary } from './files.js';
+import { readRunConfig } from '../train/run-config.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TuneOptions } from '../train/tune.js';
@@ -88,6 +89,17 @@ export function readRun(runDir: string, label: string, method: string, seed: num
   };
 }
 
+/** What differs between a finished run's saved options and the grid's for its cell (null when nothing that shapes the result does). */
+function differentBudget(runDir: string, wanted: TuneOptions): string | null {
+  const saved = readRunConfig(runDir).tune;
+  if (!saved) return 'no saved options';
+  const keys = ['model', 'method', 'seed', 'epochs', 'lr', 'batchSize', 'imageSize', 'augment', 'warmupEpochs', 'optimizer', 'cacheFrozenPrefix', 'frozenPrecision'] as const;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+  const diff = keys.filter((k) => !same(saved[k], wanted[k])).map((k) => `${k} ${JSON.stringify(saved[k] ?? null)} vs ${JSON.stringify(wanted[k] ?? null)}`);
+  if (!same(saved.methodOptions ?? {}, wanted.methodOptions ?? {})) diff.push('method options');
+  return diff.length ? diff.join(', ') : null;
+}
+
 /** Runs every variant with every seed (finished runs in `outDir` are reused) and returns their records. */
 export async function runGrid(options: GridOptions): Promise<{ runs: RunRecord[]; failures: string[] }> {
   const runs: RunRecord[] = [];
@@ -101,18 +113,24 @@ export async function runGrid(options: GridOptions): Promise<{ runs: RunRecord[]
       const slug = variant.label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^_+|_+$/g, '');
       const runDir = resolve(join(options.outDir, 'runs', `${slug}-s${seed}`));
       const finished = existsSync(join(runDir, 'summary.json')) && existsSync(join(runDir, 'last', 'delta.safetensors'));
+      const tuneOptions: TuneOptions = {
+        ...options.base,
+        method: variant.method,
+        methodOptions: variant.methodOptions ?? {},
+        lr: options.lr ?? DEFAULT_LR[variant.method] ?? 1e-3,
+        ...variant.overrides,
+        seed,
+        out: runDir,
+        progress: 'quiet',
+      };
+      const stale = finished ? differentBudget(runDir, tuneOptions) : null;
+      if (stale) {
+        failures.push(`${variant.label} seed ${seed}: ${runDir} holds a run with other options (${stale}); remove it or choose another --out`);
+        log(`[${done}/${total}] ${variant.label} seed ${seed}: FAILED: ${runDir} holds a run with other options (${stale})`);
+        continue;
+      }
       if (!finished) {
         mkdirSync(dirname(runDir), { recursive: true });
-        const tuneOptions: TuneOptions = {
-          ...options.base,
-          method: variant.method,
-          methodOptions: variant.methodOptions ?? {},
-          lr: options.lr ?? DEFAULT_LR[variant.method] ?? 1e-3,
-          ...variant.overrides,
-          seed,
-          out: runDir,
-          progress: 'quiet',
-        };
         // A directory left by a killed run would refuse to start again: resume it instead.
         const resume = existsSync(join(runDir, 'state.safetensors'));
         const result = await runChild({ ...tuneOptions, ...(resume ? { resume: true } : {}) } as TuneOptions, options.threads);

@@ -60,6 +60,12 @@ test('compare: two methods, two seeds → table, results, plots and an HTML page
   const again = run('compare', ...budget, '--data', join(dir, 'data'), '--methods', 'fixed,bitfit', '--out', out);
   assert.equal(again.status, 0, again.stderr);
   assert.equal((again.stdout.match(/\(reused\)/g) ?? []).length, 4);
+  // A finished run made under another budget is not reused as if it were this one's; nor is the folder of another kind.
+  const other = run('compare', ...budget.map((a) => (a === '1' ? '2' : a)), '--data', join(dir, 'data'), '--methods', 'fixed', '--seeds', '0', '--out', out);
+  assert.match(other.stdout + other.stderr, /fixed seed 0: FAILED: .* holds a run with other options \(epochs 1 vs 2\)/);
+  const ablate = run('ablate-scales', ...budget, '--data', join(dir, 'data'), '--out', out);
+  assert.equal(ablate.status, 1);
+  assert.match(ablate.stderr, /holds a 'compare' report; give another folder for 'ablate-scales'/);
 });
 
 test('ablate-scales: two kernel sets → table and bar plot', async () => {
