@@ -1,7 +1,7 @@
 // Shared test helpers: closeness checks and the PyTorch oracle runner.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor, tensor } from '../src/index.js';
@@ -98,4 +98,27 @@ export function runOracle<T = unknown>(name: string): T {
     renameSync(tmp, out);
   }
   return JSON.parse(readFileSync(out, 'utf8')) as T;
+}
+
+/**
+ * Non-regular files in `dir` named with `ext` (a FIFO, a folder, a symlink to each of the FIFO and
+ * /dev/zero) and, for each, the words its refusal must contain; for the bounded-reading tests.
+ */
+export function nonRegularInputs(dir: string, ext: string): { fifo: string; bad: [string, RegExp][] } {
+  const fifo = join(dir, `fifo${ext}`);
+  execFileSync('mkfifo', [fifo]);
+  const folder = join(dir, `folder${ext}`);
+  mkdirSync(folder);
+  symlinkSync(fifo, join(dir, `to-fifo${ext}`));
+  symlinkSync('/dev/zero', join(dir, `to-zero${ext}`));
+  return {
+    fifo,
+    bad: [
+      [fifo, /is a FIFO \(named pipe\), not a regular file/],
+      [join(dir, `to-fifo${ext}`), new RegExp(`is a FIFO \\(named pipe\\) \\(it resolves to .*fifo\\${ext}\\), not a regular file`)],
+      ['/dev/zero', /is a character device, not a regular file/],
+      [join(dir, `to-zero${ext}`), /is a character device \(it resolves to \/dev\/zero\), not a regular file/],
+      [folder, /is a directory, not a regular file/],
+    ],
+  };
 }

@@ -11,25 +11,12 @@ import { crc32, gzipSync } from 'node:zlib';
 import { CsvList, DataLoader, ImageFiles, ImageFolder, decodeImage, evalTransform, fashionMnist } from '../../src/index.js';
 import { INPUT_LIMITS } from '../../src/io/index.js';
 import { pattern, tempDir, writeImage } from './fixtures.js';
+import { nonRegularInputs } from '../helpers.js';
 
 const { dir, cleanup } = tempDir('bounded');
 after(cleanup);
 
-const fifo = join(dir, 'fifo.png');
-execFileSync('mkfifo', [fifo]);
-const folderPng = join(dir, 'folder.png');
-mkdirSync(folderPng);
-symlinkSync(fifo, join(dir, 'to-fifo.png'));
-symlinkSync('/dev/zero', join(dir, 'to-zero.png'));
-
-/** Each non-regular input and the words its refusal must contain. */
-const BAD: [string, RegExp][] = [
-  [fifo, /is a FIFO \(named pipe\), not a regular file/],
-  [join(dir, 'to-fifo.png'), /is a FIFO \(named pipe\) \(it resolves to .*fifo\.png\), not a regular file/],
-  ['/dev/zero', /is a character device, not a regular file/],
-  [join(dir, 'to-zero.png'), /is a character device \(it resolves to \/dev\/zero\), not a regular file/],
-  [folderPng, /is a directory, not a regular file/],
-];
+const { fifo, bad: BAD } = nonRegularInputs(dir, '.png');
 
 /**
  * Runs fn while a watchdog, after 4 s, opens the FIFO for writing: a reader blocked in open()

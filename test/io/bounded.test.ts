@@ -12,25 +12,12 @@ import { crc32, deflateRawSync } from 'node:zlib';
 import { Tensor, memoryStats } from '../../src/index.js';
 import { INPUT_LIMITS, inspectSafetensors, loadPth, loadSafetensors, loadStateDict, parsePth } from '../../src/io/index.js';
 import { unpickle, type UnpickleHooks } from '../../src/io/pickle.js';
+import { nonRegularInputs } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'deltatune-bounded-io-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const fifo = join(dir, 'weights.fifo');
-execFileSync('mkfifo', [fifo]);
-const folder = join(dir, 'folder.safetensors');
-mkdirSync(folder);
-symlinkSync(fifo, join(dir, 'to-fifo.safetensors'));
-symlinkSync('/dev/zero', join(dir, 'to-zero.pth'));
-
-/** Each non-regular input, and the words its refusal must contain besides the path. */
-const BAD: [string, RegExp][] = [
-  [fifo, /is a FIFO \(named pipe\), not a regular file/],
-  [join(dir, 'to-fifo.safetensors'), /is a FIFO \(named pipe\) \(it resolves to .*weights\.fifo\), not a regular file/],
-  ['/dev/zero', /is a character device, not a regular file/],
-  [join(dir, 'to-zero.pth'), /is a character device \(it resolves to \/dev\/zero\), not a regular file/],
-  [folder, /is a directory, not a regular file/],
-];
+const { fifo, bad: BAD } = nonRegularInputs(dir, '.safetensors');
 
 /**
  * Runs fn while a watchdog, after 4 s, opens the FIFO for writing: should a reader block in

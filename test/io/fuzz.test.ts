@@ -11,23 +11,10 @@ import { collectTensors } from '../../src/io/pth.js';
 import { bufferSource } from '../../src/io/source.js';
 import { ZipReader } from '../../src/io/zip.js';
 import { runOracle } from '../helpers.js';
+import { rng, type Rng } from '../hostile/formats.js';
 
 const ROUNDS = 3000;
 
-/** mulberry32: small, fast, and the same sequence on every run. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  return { next, int, pick: <T>(xs: readonly T[]): T => xs[int(xs.length)]! };
-}
-type Rng = ReturnType<typeof rng>;
 
 // Mutations any file format meets on a bad disk or from an attacker.
 const generic: ((b: Buffer, r: Rng) => Buffer)[] = [
