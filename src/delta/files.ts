@@ -39,7 +39,9 @@ export const deltaManifestSchema = z
       error: 'weightsFile and sha256 must both be set (pretrained base) or both be null (random init)',
     }),
     classes: z.array(z.string().min(1, 'a class name must not be empty'), { error: 'is required: one name per output class' }).max(INPUT_LIMITS.classes),
-    preprocess: z.record(z.string(), finiteJson, { error: 'is required: how images were prepared (size, mean, std); without it predictions would use a guessed transform' }),
+    preprocess: z.record(z.string(), finiteJson, {
+      error: 'is required: how images were prepared; without it predictions would use a guessed transform. A delta saved through saveDelta() without options by an earlier deltatune lacks it: add e.g. "preprocess": {"size": 224, "train": false}',
+    }),
     tensors: z.number().int().min(0),
     bytes: finite(),
     createdAt: z.string(),

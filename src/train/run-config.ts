@@ -61,6 +61,7 @@ export const runConfigSchema = z
     tune: tuneOptionsSchema.optional(),
     classes: z.array(z.string()).max(INPUT_LIMITS.classes).optional(),
     fingerprints: z.object({ data: dataFingerprintSchema, weights: z.string().regex(/^[0-9a-f]{64}$/).nullable() }).optional(),
+    pathsFromRun: z.object({ data: z.string().optional(), valData: z.string().optional(), weights: z.string().optional() }).optional(),
     method: z.string().optional(),
     model: z.string().optional(),
   })

@@ -252,7 +252,7 @@ export class Trainer {
     };
     const text = JSON.stringify(config, null, 2) + '\n';
     if (resume && existsSync(path)) {
-      // Where the run lives (it may have moved) and the data's fingerprints (a resume the caller
+      // Where the run lives (it may have moved, with its data or alone) and the data's fingerprints (a resume the caller
       // allowed with --allow-data-change) may differ; the configuration itself may not.
       const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
       const now = JSON.parse(text) as Record<string, unknown>;
@@ -262,6 +262,7 @@ export class Trainer {
         canonicalJson({
           ...c,
           fingerprints: undefined,
+          pathsFromRun: undefined,
           tune: c.tune && typeof c.tune === 'object' ? { ...c.tune, out: undefined, data: undefined, valData: undefined, weights: undefined } : c.tune,
         });
       if (essence(saved) !== essence(now)) {

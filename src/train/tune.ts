@@ -428,6 +428,7 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
           tune: { ...options, progress: undefined },
           classes: split.classes,
           fingerprints: { data: fingerprint, weights: weightsSha256 },
+          pathsFromRun: pathsFromRun(runDir, options),
         },
         deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
       },
@@ -458,7 +459,27 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
 export function runOptions(runDir: string): TuneOptions {
   const config = readRunConfig(runDir);
   if (!config.tune) throw new Error(`${join(runDir, 'config.json')}: has no 'tune' options to resume with`);
-  return { ...(config.tune as TuneOptions), out: resolve(runDir) };
+  const options = { ...(config.tune as TuneOptions), out: resolve(runDir) };
+  // A project moved whole (data and runs together): paths relative to the run folder still hold.
+  // The fingerprints checked by tune() make sure they lead to the same data and weights.
+  for (const key of ['data', 'valData', 'weights'] as const) {
+    const saved = options[key];
+    const fromRun = config.pathsFromRun?.[key];
+    if (saved && !BUILTIN_DATA.includes(saved) && !existsSync(saved) && fromRun && existsSync(resolve(runDir, fromRun))) {
+      options[key] = resolve(runDir, fromRun);
+    }
+  }
+  return options;
+}
+
+/** The run's data and weights paths relative to its folder, for a resume after the whole project moved. */
+function pathsFromRun(runDir: string, options: TuneOptions): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ['data', 'valData', 'weights'] as const) {
+    const v = options[key];
+    if (v && !BUILTIN_DATA.includes(v)) out[key] = relative(runDir, v);
+  }
+  return out;
 }
 
 export interface Tuned {

@@ -236,6 +236,16 @@ test('SIGKILL, move the run folder, resume from another directory: it finishes, 
   }
 });
 
+test('a project moved whole (data and runs together) resumes through paths relative to the run', async () => {
+  const project = join(dir, 'project');
+  await makeImages(join(project, 'data'), 8, 3);
+  let r = run(['train', ...common, '--data', join(project, 'data'), '--method', 'lora', '--epochs', '1', '--out', join(project, 'run')]);
+  assert.equal(r.status, 0, r.stderr);
+  renameSync(project, join(dir, 'project-moved'));
+  r = run(['train', '--resume', join(dir, 'project-moved', 'run')]);
+  assert.equal(r.status, 0, r.stderr);
+});
+
 test('--quiet still reports skipped images, summary.json lists them; resume with --allow-data-change goes on', async () => {
   const data = join(dir, 'data3');
   await makeImages(data, 8, 9);
