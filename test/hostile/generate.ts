@@ -1040,7 +1040,7 @@ const BAD_FIELDS: Record<ManifestKind, [string, unknown, string?][]> = {
     ['tune.epochs', 0], ['tune.epochs', -1], ['tune.epochs', 1.5], ['tune.epochs', '3'], ['tune.epochs', null], ['tune.epochs', 1e308], ['tune.epochs', undefined], ['tune.epochs', 0, 'NaN'],
     ['tune.lr', -1], ['tune.lr', '1e-3'], ['tune.lr', null], ['tune.lr', undefined], ['tune.lr', 0, '1e999'],
     ['tune.batchSize', 0], ['tune.batchSize', -4], ['tune.batchSize', 1.5], ['tune.batchSize', '32'], ['tune.batchSize', 1e9],
-    ['tune.imageSize', 3], ['tune.imageSize', '32'], ['tune.imageSize', 1e6], ['tune.imageSize', -32], ['tune.seed', -1], ['tune.seed', 1.5], ['tune.seed', 2 ** 40],
+    ['tune.imageSize', 3], ['tune.imageSize', '32'], ['tune.imageSize', 1e6], ['tune.imageSize', -32], ['tune.seed', -1], ['tune.seed', 1.5], ['tune.seed', 2 ** 53],
     ['tune.optimizer', 'adam'], ['tune.optimizer', 5], ['tune.augment', 'heavy'], ['tune.onBadImage', 'ignore'], ['tune.valSplit', 1.5], ['tune.valSplit', -0.1],
     ['tune.momentum', 2], ['tune.labelSmoothing', 1], ['tune.labelSmoothing', -0.1], ['tune.workers', 0], ['tune.workers', 1e6], ['tune.warmupEpochs', -1], ['tune.clipGrad', 'x'],
     ['tune.methodOptions', 'rank=8'], ['tune.channelsLast', 'yes'],
