@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
-import { cpuHasNativeBfloat16, manualSeed, noGrad } from '../engine/index.js';
+import { cpuHasNativeBfloat16, manualSeed, noGrad, tidy } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
 import { fileSha256 } from '../delta/files.js';
@@ -571,7 +571,8 @@ export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batc
   model.eval();
   for await (const batch of loader.epoch(0)) {
     try {
-      noGrad(() => {
+      // tidy: the forward's intermediates are freed here, not left to the finalizer.
+      noGrad(() => tidy(() => {
         const probs = model.forward(batch.images).softmax(1);
         const top = probs.topk(k, { dim: 1 });
         const p = top.values.toNumbers();
@@ -582,10 +583,7 @@ export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batc
             top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
           });
         });
-        probs.dispose();
-        top.values.dispose();
-        top.indices.dispose();
-      });
+      }));
     } finally {
       batch.dispose();
     }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { loadSafetensors, loadTuned, predictFiles } from '../../src/index.js';
+import { loadSafetensors, loadTuned, memoryStats, predictFiles } from '../../src/index.js';
 import { ROOT, assertClose } from '../helpers.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -81,7 +81,9 @@ test('train → run directory; eval and predict reproduce the in-process results
   const cli = JSON.parse(pr.stdout) as { source: string; top: { label: string; probability: number }[] }[];
   const tuned = loadTuned(join(runDir, 'best'));
   try {
+    const handles = memoryStats().liveHandles;
     const here = await predictFiles(tuned, images, 2);
+    assert.equal(memoryStats().liveHandles, handles, 'predictFiles frees every tensor it made');
     assert.deepEqual(cli.map((p) => p.top.map((t) => t.label)), here.map((p) => p.top.map((t) => t.label)));
     assertClose(cli.flatMap((p) => p.top.map((t) => t.probability)), here.flatMap((p) => p.top.map((t) => t.probability)), { rtol: 1e-5, what: 'probabilities' });
   } finally {
