@@ -1,7 +1,7 @@
 // `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
 // ablation under one budget and several seeds, with a report (markdown, plots, HTML).
 import { FROZEN_PRECISIONS, applyDelta, listMethods } from '../delta/index.js';
-import { createModel, listModels } from '../models/index.js';
+import { createModel, listModels, modelConfig } from '../models/index.js';
 import { withoutInitialisation } from '../nn/init.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
 import { DEFAULT_METHODS, type ExperimentBase } from '../experiments/runner.js';
@@ -13,7 +13,7 @@ const shared = `  --model NAME            ${listModels().join(', ')}
   --data DATA             as for train (fashion-mnist, mnist, a folder, a .csv)
   --val-data DATA         a separate evaluation set (e.g. a test split); else --val-split by seed
   --val-split F           (default 0.1)
-  --epochs N (default 3)  --batch N (default 32)  --image-size N (default 224)
+  --epochs N (default 3)  --batch N (default 32)  --image-size N (default: the model's, 224 for most)
   --seeds LIST            comma list of seeds (default 0,1,2)
   --lr F                  one learning rate for all (default: per-method rates, see the report)
   --method-lr LIST        per-method rates overriding those, e.g. full=1e-4,lora=3e-3
@@ -64,7 +64,8 @@ function experimentOptions(p: Parsed, help: string, command: string, argv: strin
     valSplit: num(p, 'val-split', help, { min: 0, max: 0.9 }),
     epochs: num(p, 'epochs', help, { integer: true, min: 1 }) ?? 3,
     batchSize: num(p, 'batch', help, { integer: true, min: 1 }) ?? 32,
-    imageSize: num(p, 'image-size', help, { integer: true, min: 8, max: 2048 }) ?? 224,
+    // Default: the model's own input size (its config), as train does.
+    imageSize: num(p, 'image-size', help, { integer: true, min: 8, max: 2048 }) ?? modelConfig(model).inputSize[2],
     warmupEpochs: num(p, 'warmup-epochs', help, { min: 0 }),
     augment: choice(p, 'augment', ['default', 'none'] as const, help),
     cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,

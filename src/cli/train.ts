@@ -23,7 +23,8 @@ Data:
                           val|validation|test/ inside are used as the split) | a .csv of path,label
   --val-data DATA         a separate validation set
   --val-split F           fraction held out by seed when the data has no split (default 0.1)
-  --image-size N          input side in pixels (default 224)
+  --image-size N          input side in pixels (default: the model's input size, 224 for most;
+                          normalisation always follows the model's config)
   --augment default|none  random crops and flips for photos (default), or none
   --color-jitter F        brightness/contrast/saturation jitter strength (default 0)
   --mixup A / --cutmix A  batch mixing with Beta(A, A) (default off)

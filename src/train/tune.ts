@@ -9,7 +9,7 @@ import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } 
 import { fileSha256 } from '../delta/files.js';
 import { readRunConfig, type DataFingerprint } from './run-config.js';
 import { createModel, listModels, modelConfig } from '../models/index.js';
-import type { VisionModel } from '../models/base.js';
+import type { ModelConfig, VisionModel } from '../models/base.js';
 import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
 import {
   ArrayDataset, CsvList, DataLoader, ImageFiles, ImageFolder, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
@@ -143,12 +143,21 @@ export function openData(options: DataOptions): DataSplit {
   return { train, val, classes: train.classes, arrays: train instanceof ArrayDataset };
 }
 
-/** The transforms a run uses, recorded in its deltas so predict prepares images the same way. */
-export function runTransforms(options: DataOptions, arrays: boolean): { train: TransformOptions; eval: TransformOptions } {
-  const size = options.imageSize ?? 224;
+/**
+ * The transforms a run uses, recorded in its deltas so predict prepares images the same way. The
+ * input size (unless `imageSize` is given) and the normalisation come from the model's config when
+ * `model` is given (tune passes it), else 224 and ImageNet's.
+ */
+export function runTransforms(
+  options: DataOptions,
+  arrays: boolean,
+  model?: Pick<ModelConfig, 'inputSize' | 'mean' | 'std'>,
+): { train: TransformOptions; eval: TransformOptions } {
+  const size = options.imageSize ?? model?.inputSize[2] ?? 224;
   if (!(Number.isInteger(size) && size >= 8)) throw new RangeError(`imageSize must be an integer ≥ 8, got ${size}`);
   const jitter = options.colorJitter ?? 0;
-  const evalT = evalTransform(size, arrays ? { cropPct: 1 } : {});
+  const norm = model ? { mean: [...model.mean] as [number, number, number], std: [...model.std] as [number, number, number] } : {};
+  const evalT = evalTransform(size, { ...norm, ...(arrays ? { cropPct: 1 } : {}) });
   const augment = options.augment ?? 'default';
   if (augment !== 'default' && augment !== 'none') throw new Error(`augment must be 'default' or 'none', got '${String(augment)}'`);
   const trainT =
@@ -156,8 +165,8 @@ export function runTransforms(options: DataOptions, arrays: boolean): { train: T
       ? { ...evalT, train: false }
       : arrays
         ? // Digits and garments in fixed 28×28 frames: no crops and no flips (a flipped 2 is not a 2).
-          trainTransform(size, { randomResizedCrop: false, hflip: 0, ...(jitter ? { colorJitter: { brightness: jitter, contrast: jitter } } : {}) })
-        : trainTransform(size, jitter ? { colorJitter: { brightness: jitter, contrast: jitter, saturation: jitter } } : {});
+          trainTransform(size, { ...norm, randomResizedCrop: false, hflip: 0, ...(jitter ? { colorJitter: { brightness: jitter, contrast: jitter } } : {}) })
+        : trainTransform(size, { ...norm, ...(jitter ? { colorJitter: { brightness: jitter, contrast: jitter, saturation: jitter } } : {}) });
   return { train: trainT, eval: evalT };
 }
 
@@ -366,7 +375,7 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     }
     cleanRunFolder(runDir);
   }
-  const transforms = runTransforms(options, split.arrays);
+  const transforms = runTransforms(options, split.arrays, modelConfig(options.model));
   const channelsLast = usesChannelsLast(options);
   // Every image skipped as undecodable is reported (also under --quiet) and listed in summary.json.
   const skipped = new Set<string>();
