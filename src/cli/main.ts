@@ -2,6 +2,7 @@
 // The `deltatune` command: a thin layer over the public API, one file per sub-command. The
 // environment is checked before anything loads: command modules (and with them libtorch) are
 // imported only once a command is known, so `deltatune --help` and a bad variable load none.
+import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 import { DECIMAL, shown } from './args.js'; // no libtorch behind these two
 
@@ -18,7 +19,13 @@ Commands:
   ablate-scales            Mona's filter-scale ablation under one budget: table, plots, HTML report
   weights convert IN OUT   convert a .pth/.pt checkpoint to .safetensors (no code from the file runs)
 
-Run 'deltatune <command> --help' for a command's options.`;
+Run 'deltatune <command> --help' for a command's options; 'deltatune --version' for the version.`;
+
+/** The version in the package.json next to dist/ (read without loading any command). */
+function packageVersion(): string {
+  const path = new URL('../../../package.json', import.meta.url);
+  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
+}
 
 type Run = (argv: string[]) => void | Promise<void>;
 
@@ -60,7 +67,11 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(HELP);
-    return command ? 0 : 2;
+    return 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    console.log(packageVersion());
+    return 0;
   }
   const load = Object.hasOwn(commands, command) ? commands[command] : undefined;
   if (!load) throw new UsageError(`unknown command '${command}'`, HELP);

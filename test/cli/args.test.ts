@@ -186,8 +186,16 @@ test('deltatune: bad numeric flags and names of no command are one line and exit
     [['__proto__'], /unknown command '__proto__'/],
   ];
   for (const [args, message] of cases) assertOneLine(run(args), 2, message, args.join(' '));
-  // No command: the overview and exit code 2, as before.
-  const none = run([]);
-  assert.equal(none.status, 2);
-  assert.match(none.stdout, /^Usage: deltatune <command>/);
+});
+
+test('deltatune --version prints the package version; a bare deltatune prints the help and exits 0', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const r = run([flag]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), pkg.version);
+  }
+  const bare = run([]);
+  assert.equal(bare.status, 0);
+  assert.match(bare.stdout, /^Usage: deltatune <command>/);
 });
