@@ -95,9 +95,8 @@ export const FLAG_CAPS: Readonly<Record<string, number>> = {
   'checkpoint-every': 1e9,
   patience: 10_000,
   'top-k': 1_000_000,
+  // Also the bound of each item of compare's --seeds list.
   seed: 2 ** 31 - 1,
-  // compare's --seeds is a comma list it parses itself; this is its bound for when each item goes through num().
-  seeds: 2 ** 31 - 1,
 };
 export const GENERIC_CAP = 1e15;
 

@@ -6,7 +6,7 @@ import { withoutInitialisation } from '../nn/init.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
 import { DEFAULT_METHODS, type ExperimentBase } from '../experiments/runner.js';
 import { UsageError } from './errors.js';
-import { choice, drop, keyValues, memoryFormat, num, parse, required, str, type Parsed } from './args.js';
+import { FLAG_CAPS, choice, drop, keyValues, memoryFormat, num, parse, required, str, type Parsed } from './args.js';
 
 const shared = `  --model NAME            ${listModels().join(', ')}
   --weights FILE          pretrained weights (.safetensors/.pth)
@@ -53,8 +53,8 @@ const flags = {
 function experimentOptions(p: Parsed, help: string, command: string, argv: string[]): ExperimentOptions {
   const model = required(p, 'model', help);
   const seeds = (str(p, 'seeds') ?? '0,1,2').split(',').map((s) => s.trim());
-  if (seeds.some((s) => !/^\d{1,10}$/.test(s) || Number(s) > 2 ** 31 - 1)) {
-    throw new UsageError(`--seeds must be a comma list of integers from 0 to ${2 ** 31 - 1}, got '${str(p, 'seeds')}'`, help);
+  if (seeds.some((s) => !/^\d{1,10}$/.test(s) || Number(s) > FLAG_CAPS.seed!)) {
+    throw new UsageError(`--seeds must be a comma list of integers from 0 to ${FLAG_CAPS.seed}, got '${str(p, 'seeds')}'`, help);
   }
   const base: ExperimentBase = drop({
     model,

@@ -2,7 +2,7 @@
 // The `deltatune` command: a thin layer over the public API, one file per sub-command. The
 // environment is checked before anything loads: command modules (and with them libtorch) are
 // imported only once a command is known, so `deltatune --help` and a bad variable load none.
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../version.js';
 import { UsageError } from './errors.js';
 import { DECIMAL, shown } from './args.js'; // no libtorch behind these two
 
@@ -20,12 +20,6 @@ Commands:
   weights convert IN OUT   convert a .pth/.pt checkpoint to .safetensors (no code from the file runs)
 
 Run 'deltatune <command> --help' for a command's options; 'deltatune --version' for the version.`;
-
-/** The version in the package.json next to dist/ (read without loading any command). */
-function packageVersion(): string {
-  const path = new URL('../../../package.json', import.meta.url);
-  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-}
 
 type Run = (argv: string[]) => void | Promise<void>;
 

@@ -2,15 +2,15 @@
 // model and a sha256 fingerprint of its weights file, library version). Also LoRA deltas in
 // Hugging Face PEFT's layout (adapter_config.json + adapter_model.safetensors).
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { closeSync, existsSync, mkdirSync, readSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { noGrad, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { finite, finiteJson, readJsonFile, validate, z } from '../io/json.js';
 import { INPUT_LIMITS, openRegularFile } from '../io/read.js';
 import type { VisionModel } from '../models/base.js';
+import { packageVersion } from '../version.js';
 import { applyDelta, listMethods, type Delta } from './core.js';
 
 const FORMAT = 'deltatune.delta';
@@ -76,16 +76,6 @@ export interface DeltaManifest {
   createdAt: string;
 }
 
-function libraryVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const pkg = join(dir, 'package.json');
-    if (existsSync(pkg)) return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
-
 const hashCache = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
 
 /** sha256 of a file, streamed in 8 MiB chunks and cached by path, size and mtime. */
@@ -137,7 +127,7 @@ export function saveDelta(delta: Delta, dir: string, options: SaveDeltaOptions =
   const manifest: DeltaManifest = validate(deltaManifestSchema, {
     format: FORMAT,
     formatVersion: FORMAT_VERSION,
-    library: libraryVersion(),
+    library: packageVersion(),
     method: delta.method,
     config: Object.fromEntries(Object.entries(delta.config).filter(([k]) => k !== 'numClasses')),
     model: delta.model.config.name,

@@ -2,7 +2,7 @@
 // without `force`, never write over a file the command read (its delta, its base, its data), never
 // write into a pseudo-filesystem, and undo what a failed start created.
 import { existsSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync, rmdirSync, statSync, statfsSync } from 'node:fs';
-import { dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { describeFileType } from './read.js';
 
 /** An output the policy refuses; the CLI prints it as one line (exit 1). */
@@ -15,20 +15,24 @@ const PSEUDO_FILESYSTEMS = new Map<number, string>([
   [0x62656570, 'configfs'], [0x6165676c, 'pstore'], [0xde5e81e4, 'efivarfs'], [0x42494e4d, 'binfmt_misc'],
 ]);
 
-/** The deepest existing ancestor of `path` (itself if it exists), symlinks resolved. */
-function existingAncestor(path: string): string {
+/**
+ * `path` made absolute with its existing part's symlinks resolved: `existing` is the deepest
+ * ancestor that exists (itself if it exists), `full` that plus the parts not created yet.
+ */
+function resolveExisting(path: string): { existing: string; full: string } {
   let p = resolve(path);
-  while (!existsSync(p)) {
-    const up = dirname(p);
-    if (up === p) break;
-    p = up;
+  const rest: string[] = [];
+  while (!existsSync(p) && dirname(p) !== p) {
+    rest.unshift(basename(p));
+    p = dirname(p);
   }
-  return realpathSync(p);
+  const existing = realpathSync(p);
+  return { existing, full: rest.length ? join(existing, ...rest) : existing };
 }
 
 /** Refuses outputs under /proc, /sys, /dev (but /dev/shm) and other kernel filesystems. */
 export function checkNotPseudoFilesystem(path: string, what: string): void {
-  const real = existingAncestor(path);
+  const real = resolveExisting(path).existing;
   const underDev = (real === '/dev' || real.startsWith(`/dev${sep}`)) && !(real === '/dev/shm' || real.startsWith('/dev/shm/'));
   let kind: string | undefined = underDev ? 'devtmpfs' : undefined;
   if (!kind) {
@@ -144,8 +148,7 @@ export class OutputFolder {
           break;
         }
       }
-    }
-    else if (this.#preExisting && existsSync(this.path)) {
+    } else if (this.#preExisting && existsSync(this.path)) {
       for (const name of readdirSync(this.path)) if (!this.#preExisting.has(name)) rmSync(join(this.path, name), { recursive: true, force: true });
     }
     this.#committed = true;
@@ -154,19 +157,7 @@ export class OutputFolder {
 
 /** Whether `inner` is `outer` or lies inside it (paths resolved, symlinks of existing parts too). */
 export function isInside(inner: string, outer: string): boolean {
-  const a = existingAncestorFull(inner);
-  const b = existingAncestorFull(outer);
+  const a = resolveExisting(inner).full;
+  const b = resolveExisting(outer).full;
   return a === b || a.startsWith(b.endsWith(sep) ? b : b + sep);
-}
-
-function existingAncestorFull(path: string): string {
-  const abs = resolve(path);
-  const base = existingAncestor(abs);
-  let p = abs;
-  const rest: string[] = [];
-  while (!existsSync(p)) {
-    rest.unshift(p.slice(dirname(p).length + 1));
-    p = dirname(p);
-  }
-  return rest.length ? join(base, ...rest) : base;
 }

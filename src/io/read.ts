@@ -38,8 +38,12 @@ function symlinkNote(path: string): string {
   }
 }
 
-function sizeLimitError(path: string, size: number, maxBytes: number, what: string): InputFileError {
-  return new InputFileError(path, `${what} is ${size.toLocaleString('en-US')} bytes, more than the limit of ${maxBytes.toLocaleString('en-US')} bytes`);
+/** Refuses what is not a regular file, or (given `maxBytes`) a file larger than that. */
+function checkReadable(path: string, st: Stats, what: string, maxBytes = Infinity): void {
+  if (!st.isFile()) throw new InputFileError(path, `the ${what} is ${describeFileType(st)}${symlinkNote(path)}, not a regular file`);
+  if (st.size > maxBytes) {
+    throw new InputFileError(path, `the ${what} is ${st.size.toLocaleString('en-US')} bytes, more than the limit of ${maxBytes.toLocaleString('en-US')} bytes`);
+  }
 }
 
 function openError(path: string, err: unknown, what: string): InputFileError {
@@ -51,9 +55,9 @@ function openError(path: string, err: unknown, what: string): InputFileError {
 /**
  * Opens `path` for reading if, after following symlinks, it is a regular file; returns the
  * descriptor (the caller closes it) and the file's size. `what` names the file's role in messages
- * ('image', 'weights file', ...).
+ * ('image', 'weights file', ...); a file larger than `maxBytes` is refused.
  */
-export function openRegularFile(path: string, what = 'file'): { fd: number; size: number } {
+export function openRegularFile(path: string, what = 'file', maxBytes = Infinity): { fd: number; size: number } {
   let fd: number;
   try {
     fd = openSync(path, OPEN_FLAGS);
@@ -62,7 +66,7 @@ export function openRegularFile(path: string, what = 'file'): { fd: number; size
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new InputFileError(path, `the ${what} is ${describeFileType(st)}${symlinkNote(path)}, not a regular file`);
+    checkReadable(path, st, what, maxBytes);
     return { fd, size: st.size };
   } catch (err) {
     closeSync(fd);
@@ -73,9 +77,8 @@ export function openRegularFile(path: string, what = 'file'): { fd: number; size
 /** The whole of a regular file, refused beyond `maxBytes` before anything is allocated. */
 export function readRegularFile(path: string, options: { maxBytes: number; what?: string }): Buffer {
   const what = options.what ?? 'file';
-  const { fd, size } = openRegularFile(path, what);
+  const { fd, size } = openRegularFile(path, what, options.maxBytes);
   try {
-    if (size > options.maxBytes) throw sizeLimitError(path, size, options.maxBytes, `the ${what}`);
     const out = Buffer.allocUnsafe(size);
     let done = 0;
     while (done < size) {
@@ -105,8 +108,7 @@ export async function readRegularFileAsync(path: string, options: { maxBytes: nu
   }
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new InputFileError(path, `the ${what} is ${describeFileType(st)}${symlinkNote(path)}, not a regular file`);
-    if (st.size > options.maxBytes) throw sizeLimitError(path, st.size, options.maxBytes, `the ${what}`);
+    checkReadable(path, st, what, options.maxBytes);
     const out = Buffer.allocUnsafe(st.size);
     let done = 0;
     while (done < st.size) {

@@ -2,6 +2,7 @@
 import { Tensor } from '../engine/tensor.js';
 import { isFloating } from '../engine/dtype.js';
 import { noGrad } from '../engine/autograd.js';
+import { tidy } from '../engine/scope.js';
 import { isfinite } from '../ops/pointwise.js';
 import { all } from '../ops/reduce.js';
 import { kind } from './pickle.js';
@@ -30,13 +31,13 @@ export function loadStateDict(path: string): Map<string, Tensor> {
   } finally {
     src.close();
   }
-  // safetensors first: an 8-byte little-endian header length that fits the file, then the header's
-  // '{'. Its first byte may be 0x80 or spell 'PK', so the pickle and zip magics come second (a zip's
-  // byte 8 is its compression method, 0 or 8, and a legacy pickle's is part of its magic number).
-  // Legacy pickled checkpoints start with the pickle PROTO opcode; loadPth explains those.
+  // A zip starts 'PK\x03\x04'; a pickle (a legacy checkpoint, which loadPth explains) with the PROTO
+  // opcode 0x80. safetensors starts with an 8-byte little-endian header length, then the header's
+  // '{' — and that length may begin with 0x80 or spell 'PK', so a '{' at byte 8 with a length that
+  // fits the file decides first (a zip's byte 8 is its compression method, 0 or 8; a pickle's is
+  // part of its magic number).
   const isPth = (magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 3 && magic[3] === 4) || magic[0] === 0x80;
-  const headerLength = magic.length >= 9 ? Buffer.from(magic).readBigUInt64LE(0) : -1n;
-  if (magic.length >= 9 && magic[8] === 0x7b && (headerLength + 8n <= BigInt(size) || !isPth)) {
+  if (magic.length >= 9 && magic[8] === 0x7b && (Buffer.from(magic).readBigUInt64LE(0) + 8n <= BigInt(size) || !isPth)) {
     return stripWrapperPrefixes(loadSafetensors(path).tensors);
   }
   if (!isPth) {
@@ -64,15 +65,7 @@ export function firstNonFinite(stateDict: Map<string, Tensor> | Record<string, T
   const entries = stateDict instanceof Map ? [...stateDict] : Object.entries(stateDict);
   for (const [name, t] of entries) {
     if (!isFloating(t.dtype)) continue;
-    const ok = noGrad(() => {
-      const finite = isfinite(t);
-      const every = all(finite);
-      const v = every.item();
-      every.dispose();
-      finite.dispose();
-      return v;
-    });
-    if (!ok) return name;
+    if (!noGrad(() => tidy(() => all(isfinite(t)).item()))) return name;
   }
   return null;
 }

@@ -252,12 +252,11 @@ export class Trainer {
     };
     const text = JSON.stringify(config, null, 2) + '\n';
     if (resume && existsSync(path)) {
-      // Where the run lives (it may have moved, with its data or alone) and the data's fingerprints (a resume the caller
-      // allowed with --allow-data-change) may differ; the configuration itself may not.
+      // The configuration may not differ; where the run, its data and weights live may (a run moved,
+      // or saved before paths were stored absolute), and so may the data's fingerprints (a resume
+      // allowed with --allow-data-change): tune checks the data's and weights' identity by those.
       const saved = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
       const now = JSON.parse(text) as Record<string, unknown>;
-      // Paths are left out too: runs saved before paths were stored absolute hold them as typed, and
-      // the data's and weights' identity is what the fingerprints (checked by tune) guard.
       const essence = (c: Record<string, unknown>) =>
         canonicalJson({
           ...c,

@@ -2,7 +2,7 @@
 // API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, relative, resolve } from 'node:path';
+import { dirname, extname, join, relative, resolve } from 'node:path';
 import { cpuHasNativeBfloat16, manualSeed, noGrad, tidy } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
@@ -292,7 +292,7 @@ function cleanRunFolder(runDir: string): void {
     // Killed between the two renames of a delta folder swap: the previous copy is the complete one.
     if (existsSync(old) && !existsSync(join(runDir, which))) renameSync(old, join(runDir, which));
   }
-  for (const name of readdirSync(runDir)) if (/^\..*\.(tmp|old)$/.test(name)) rmSync(join(runDir, name), { recursive: true, force: true });
+  for (const name of readdirSync(runDir)) if (RUN_TEMP.test(name)) rmSync(join(runDir, name), { recursive: true, force: true });
 }
 
 /**
@@ -322,8 +322,8 @@ export function dataFingerprint(split: DataSplit, options: Pick<DataOptions, 'da
 }
 
 function describeDataChange(then: DataFingerprint, now: DataFingerprint): string {
+  // (A change of classes is refused before this is asked.)
   const parts: string[] = [];
-  if (then.classes.join('\n') !== now.classes.join('\n')) parts.push(`classes ${then.classes.length} -> ${now.classes.length}`);
   if (then.train.count !== now.train.count) parts.push(`training images ${then.train.count} -> ${now.train.count}`);
   else if (then.train.sha256 !== now.train.sha256) parts.push('training files changed (names or sizes)');
   if ((then.val?.count ?? 0) !== (now.val?.count ?? 0)) parts.push(`validation images ${then.val?.count ?? 0} -> ${now.val?.count ?? 0}`);
@@ -515,9 +515,9 @@ function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | u
   const candidates = [path, join(deltaDir, weightsFile), join(dirname(resolve(deltaDir)), weightsFile)].filter((c): c is string => Boolean(c));
   for (const c of candidates) {
     try {
-      if (existsSync(c) && statSync(c).isFile() && fileSha256(c) === sha256) return c;
+      if (fileSha256(c) === sha256) return c;
     } catch {
-      // unreadable candidates are skipped; the error below names what was tried
+      // missing or unreadable candidates are skipped; the error below names what was tried
     }
   }
   throw new Error(

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import {
-  CsvList, DataLoader, ImageFiles, type Tensor, type VisionModel, applyDelta, attachedDelta, createModel, evalTransform, isfinite, keep, loadPeftLora,
-  loadStateDict, loadTuned, manualSeed, memoryStats, noGrad, randn, runOptions, saveDelta, savePeftLora, saveStateDict, tidy, uniform_, all,
+  CsvList, DataLoader, ImageFiles, type Tensor, type VisionModel, applyDelta, attachedDelta, createModel, evalTransform, firstNonFinite, keep, loadPeftLora,
+  loadStateDict, loadTuned, manualSeed, memoryStats, noGrad, randn, runOptions, saveDelta, savePeftLora, saveStateDict, tidy, uniform_,
 } from '../../src/index.js';
 import { resolveTransform } from '../../src/data/transforms.js';
 import { ST_DTYPE, strictStHeader } from './formats.js';
@@ -141,22 +141,6 @@ function logitsOf(model: VisionModel): Float32Array {
   return tidy(() => noGrad(() => model.forward(input).toArray() as Float32Array));
 }
 
-function allFinite(ts: Iterable<[string, Tensor]>): string | null {
-  for (const [name, t] of ts) {
-    if (!['float32', 'float64', 'float16', 'bfloat16'].includes(t.dtype)) continue;
-    const ok = noGrad(() => {
-      const f = isfinite(t);
-      const a = all(f);
-      const v = a.item();
-      f.dispose();
-      a.dispose();
-      return v;
-    });
-    if (!ok) return name;
-  }
-  return null;
-}
-
 const finiteArray = (a: Float32Array) => a.every(Number.isFinite);
 
 async function loadImages(ds: ImageFiles | CsvList, mode: 'fail' | 'skip', limit = 64): Promise<Loaded> {
@@ -210,7 +194,7 @@ function summariseTuned(dir: string): DeltaSummary {
   try {
     return afterLoad(() => ({
       classes: tuned.classes, numClasses: tuned.manifest.numClasses, headOut: tuned.delta.head.outFeatures, preprocess: tuned.preprocess,
-      logits: logitsOf(tuned.model), nonFinite: allFinite(tuned.delta.stateDict()),
+      logits: logitsOf(tuned.model), nonFinite: firstNonFinite(tuned.delta.stateDict()),
     }));
   } finally {
     tuned.dispose();
@@ -223,7 +207,7 @@ function runPeft(dir: string): { logits: Float32Array; headOut: number; nonFinit
   try {
     return afterLoad(() => {
       model.eval();
-      return { logits: logitsOf(model), headOut: delta.head.outFeatures, nonFinite: allFinite(delta.stateDict()) };
+      return { logits: logitsOf(model), headOut: delta.head.outFeatures, nonFinite: firstNonFinite(delta.stateDict()) };
     });
   } finally {
     delta.dispose();
