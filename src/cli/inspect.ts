@@ -61,7 +61,7 @@ function inspectModel(name: string, method: string | undefined, options: Record<
   const model = withoutInitialisation(() => createModel(name));
   try {
     const total = model.numParameters();
-    const children = [...model._modules].filter(([, m]) => m).map(([n, m]) => [n, m!.numParameters()] as const);
+    const children = [...model.namedChildren()].map(([n, m]) => [n, m.numParameters()] as const);
     const blocks = model.blocks();
     if (!method) {
       out(json, { model: name, family: model.config.family, parameters: total, children: Object.fromEntries(children), blocks }, [

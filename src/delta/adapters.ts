@@ -6,6 +6,7 @@
 //     k×k conv to a narrow width, ReLU, a 1×1 conv back and a per-channel scale.
 // Up projections start at zero, so the model is unchanged at init. None of them merges: the
 // nonlinearity sits between the adapter and the base weights.
+import { SLOTS } from '../nn/slots.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, Dropout, Linear } from '../nn/layers.js';
@@ -74,8 +75,8 @@ registerMethod<AdapterConfig>({
   configure: (raw) => adapterConfig(raw, 'adapter'),
   install(model, config, b: DeltaBuilder) {
     for (const blk of transformerBlocks(model, 'adapter')) {
-      b.addModule(blk.name, 'attn_adapter', new BottleneckAdapter(blk.channels, config.hidden, config.dropout, 1, true));
-      b.addModule(blk.name, 'mlp_adapter', new BottleneckAdapter(blk.channels, config.hidden, config.dropout, 1, true));
+      b.addModule(blk.name, SLOTS.attnAdapter, new BottleneckAdapter(blk.channels, config.hidden, config.dropout, 1, true));
+      b.addModule(blk.name, SLOTS.mlpAdapter, new BottleneckAdapter(blk.channels, config.hidden, config.dropout, 1, true));
     }
   },
   mergeRefusal: refusal,
@@ -90,7 +91,7 @@ registerMethod<AdapterConfig & { scale: number }>({
   },
   install(model, config, b) {
     for (const blk of transformerBlocks(model, 'adaptformer')) {
-      b.addModule(blk.name, 'mlp_parallel', new BottleneckAdapter(blk.channels, config.hidden, config.dropout, config.scale, false));
+      b.addModule(blk.name, SLOTS.mlpParallel, new BottleneckAdapter(blk.channels, config.hidden, config.dropout, config.scale, false));
     }
   },
   mergeRefusal: refusal,

@@ -4,6 +4,7 @@
 // stride, padding and dilation to r channels, B a 1×1 conv back (PEFT's Conv2d geometry).
 // Packed attention projections (torchvision ViT's in_proj, Swin's qkv): LoRA on q and v only.
 // Parameter names follow PEFT's saved layout: `<module>.lora_A.weight`, `<module>.lora_B.weight`.
+import { SLOTS } from '../nn/slots.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, Dropout, Linear } from '../nn/layers.js';
@@ -63,19 +64,9 @@ function isPackedQkv(name: string, m: Module<any, any>): boolean {
 }
 
 function defaultTargets(model: VisionModel): string | string[] {
-  switch (model.config.family) {
-    case 'resnet': return String.raw`layer\d\.\d+\.conv\d`;
-    // The 1×1 expand and project convolutions of each inverted residual; the depthwise 3×3 is
-    // grouped, where a rank-r factorisation does not apply.
-    case 'mobilenet_v2':
-      return [...model.namedModules()]
-        .filter(([name, m]) => /^features\.\d+\.conv\./.test(name) && m instanceof Conv2d && (m.options.groups ?? 1) === 1 && m.kernelSize.join() === '1,1')
-        .map(([name]) => name);
-    case 'convnext': return String.raw`features\.\d+\.\d+\.block\.[35]`;
-    case 'swin': return String.raw`features\.\d+\.\d+\.attn\.qkv`;
-    case 'vit': return String.raw`encoder\.layers\.encoder_layer_\d+\.self_attention`;
-    default: throw new Error(`lora: no default targets for family '${model.config.family}'; pass 'targets'`);
-  }
+  const targets = model.config.defaultTargets.lora;
+  if (targets === undefined) throw new Error(`lora: ${model.config.name} names no default targets (its config's defaultTargets.lora); pass 'targets'`);
+  return typeof targets === 'string' ? targets : [...targets];
 }
 
 registerMethod<LoraConfig>({
@@ -83,7 +74,7 @@ registerMethod<LoraConfig>({
   description: 'LoRA on linears and convolutions (q and v of packed attention projections)',
   configure(raw, model) {
     check.keys(raw, ['rank', 'alpha', 'dropout', 'targets'], 'lora');
-    const transformer = model.config.family === 'swin' || model.config.family === 'vit';
+    const transformer = model.config.kind === 'transformer';
     return {
       rank: raw.rank === undefined ? (transformer ? 64 : 8) : check.positiveInt(raw.rank, 'rank', 'lora'),
       alpha: raw.alpha === undefined ? 1 : check.number(raw.alpha, 'alpha', 'lora', 0, 1e6),
@@ -96,7 +87,7 @@ registerMethod<LoraConfig>({
     for (const [name, m] of matchModules(model, config.targets, 'lora')) {
       if (name === model.config.classifier) continue;
       if (m instanceof MultiheadAttention) {
-        b.addModule(name, 'in_proj_delta', new PackedQVLora(m.embedDim, config.rank, scaling, config.dropout));
+        b.addModule(name, SLOTS.inProjDelta, new PackedQVLora(m.embedDim, config.rank, scaling, config.dropout));
       } else if (isPackedQkv(name, m)) {
         const lin = m as Linear;
         const lora = new PackedQVLora(lin.inFeatures, config.rank, scaling, config.dropout);
@@ -148,7 +139,7 @@ registerMethod<LoraConfig>({
         d.dispose();
       } else if (kind === 'lora_A') {
         const A = module as Linear | Conv2d;
-        const B = target._modules.get('lora_B') as Linear | Conv2d;
+        const B = target.getChild<Linear | Conv2d>('lora_B')!;
         const base = target as Linear | Conv2d;
         const scaling = config.alpha / config.rank;
         const rank = config.rank;

@@ -162,7 +162,7 @@ export class MonaOp extends Module {
 
   /** The depthwise convs conv1..convN, in kernel-list order. */
   get convs(): Conv2d[] {
-    return this.kernels.map((_, i) => this._modules.get(`conv${i + 1}`) as Conv2d);
+    return this.kernels.map((_, i) => this.getChild<Conv2d>(`conv${i + 1}`)!);
   }
 
   /**

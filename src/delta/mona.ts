@@ -2,6 +2,7 @@
 // (after the attention residual add and after the MLP residual add), one after each CNN block's
 // output (the map form). Only the Mona modules and the head train; frozen BatchNorm runs in eval
 // mode. Not mergeable: Mona applies a GeLU between its projections.
+import { SLOTS } from '../nn/slots.js';
 import type { Tensor } from '../engine/index.js';
 import { release } from '../nn/release.js';
 import type { VisionModel } from '../models/base.js';
@@ -86,8 +87,8 @@ registerMethod<MonaConfig>({
       } else {
         // Swin keeps NHWC maps; ViT has tokens with the class token first.
         const seq = { ...options, skipTokens: blk.layout === 'tokens' ? 1 : 0 };
-        b.addModule(blk.name, 'post_attn', new Mona(blk.channels, seq));
-        b.addModule(blk.name, 'post_mlp', new Mona(blk.channels, seq));
+        b.addModule(blk.name, SLOTS.postAttn, new Mona(blk.channels, seq));
+        b.addModule(blk.name, SLOTS.postMlp, new Mona(blk.channels, seq));
       }
     }
   },

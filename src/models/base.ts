@@ -2,6 +2,7 @@
 import type { Tensor } from '../engine/index.js';
 import type { Step } from '../nn/release.js';
 import { Module } from '../nn/module.js';
+import { initHead, replaceLinear } from './common.js';
 
 /**
  * How a block's output is laid out: an NCHW feature map (CNNs), an NHWC map (torchvision's Swin),
@@ -22,11 +23,35 @@ export interface BlockInfo {
   layout: BlockLayout;
 }
 
-/** Static facts about a model family member: input, normalisation, head and weight provenance. */
+/** Convolutional backbones and vision transformers take different delta methods. */
+export type ModelKind = 'cnn' | 'transformer';
+export const MODEL_KINDS: readonly ModelKind[] = ['cnn', 'transformer'];
+
+/**
+ * How a fresh classifier starts (torchvision's choice per family): Linear's own default, a
+ * normal or truncated normal of the given std with zero bias, or all zeros.
+ */
+export type HeadInit = { type: 'default' } | { type: 'normal' | 'truncNormal'; std: number } | { type: 'zeros' };
+
+/**
+ * Static facts about a model family member: what it is, its input and normalisation, its head,
+ * where delta methods attach by default, and weight provenance. Other layers read these instead
+ * of switching on the family's name.
+ */
 export interface ModelConfig {
   /** Registry name, e.g. 'resnet50'. */
   name: string;
   family: string;
+  kind: ModelKind;
+  /** The layout training uses by default (channels-last runs oneDNN's convolutions without reorders). */
+  memoryFormat: 'channelsLast' | 'contiguous';
+  /** How a new classifier (resetClassifier, a delta's own head for other classes) is initialised. */
+  headInit: HeadInit;
+  /**
+   * Per delta method, the modules it adapts on this family when the user names none: a
+   * full-match regular expression or a list of module names (e.g. `{ lora: 'layer\\d\\.\\d+\\.conv\\d' }`).
+   */
+  defaultTargets: Readonly<Record<string, string | readonly string[]>>;
   /** [channels, height, width] the weights were trained at. */
   inputSize: [number, number, number];
   mean: [number, number, number];
@@ -61,8 +86,11 @@ export abstract class VisionModel extends Module<[Tensor], Tensor> {
   /** The residual blocks, in forward order, with their output layout and size. */
   abstract blocks(): BlockInfo[];
 
-  /** Replaces the classifier with a freshly initialised one for `numClasses` outputs. */
-  abstract resetClassifier(numClasses: number): void;
+  /** Replaces the classifier with a freshly initialised one (config.headInit) for `numClasses` outputs. */
+  resetClassifier(numClasses: number): void {
+    replaceLinear(this, this.config.classifier, numClasses, (l) => initHead(l, this.config.headInit));
+    this.config.numClasses = numClasses;
+  }
 
   forward(x: Tensor): Tensor {
     return this.forwardHead(this.forwardFeatures(x));

@@ -5,6 +5,7 @@ import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Linear, type Conv2dLayerOptions } from '../nn/layers.js';
 import { kaimingNormal_, normal_, truncNormal_, zero_, fill_ } from '../ops/init.js';
 import { shouldInitialise } from '../nn/init.js';
+import type { HeadInit, ModelConfig } from './base.js';
 
 /** torchvision's Conv2dNormActivation: Sequential(conv, norm, [activation]) named 0, 1, 2. */
 export function convNormAct(
@@ -61,10 +62,16 @@ export function initTruncNormal(model: Module<any, any>, std = 0.02): void {
   });
 }
 
-/** Swaps a Linear head for a fresh one with `numClasses` outputs, freeing the old. */
-export function replaceLinear(owner: Module<any, any>, name: string, numClasses: number, init?: (l: Linear) => void): Linear {
-  const old = owner._modules.get(name);
-  if (!(old instanceof Linear)) throw new Error(`resetClassifier: '${name}' is not a Linear layer`);
+/**
+ * Swaps the Linear at dotted `path` (below `root`) for a fresh one with `numClasses` outputs,
+ * initialised by `init`, freeing the old.
+ */
+export function replaceLinear(root: Module<any, any>, path: string, numClasses: number, init?: (l: Linear) => void): Linear {
+  const dot = path.lastIndexOf('.');
+  const owner = root.getSubmodule(dot < 0 ? '' : path.slice(0, dot));
+  const name = path.slice(dot + 1);
+  const old = owner.getChild(name);
+  if (!(old instanceof Linear)) throw new Error(`resetClassifier: '${path}' is not a Linear layer`);
   if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`resetClassifier: numClasses must be a positive integer, got ${numClasses}`);
   const fresh = new Linear(old.inFeatures, numClasses, { bias: old.bias !== null });
   init?.(fresh);
@@ -72,3 +79,26 @@ export function replaceLinear(owner: Module<any, any>, name: string, numClasses:
   old.dispose();
   return fresh;
 }
+
+/** Initialises a fresh classifier as the family's config says. */
+export function initHead(head: Linear, init: HeadInit): void {
+  if (init.type === 'default') return; // Linear's constructor already drew PyTorch's default
+  if (init.type === 'normal') normal_(head.weight, 0, init.std);
+  else if (init.type === 'truncNormal') truncNormal_(head.weight, 0, init.std);
+  else zero_(head.weight);
+  if (head.bias) zero_(head.bias);
+}
+
+/** Inputs must be [N, 3, H, W] float tensors; say so before a convolution error would. */
+export function checkImage(x: Tensor, model: string): void {
+  if (x.ndim !== 4 || x.shape[1] !== 3) {
+    throw new RangeError(`${model}: expected images as a [N, 3, H, W] tensor, got shape [${x.shape.join(',')}]`);
+  }
+}
+
+/** ImageNet's input size and normalisation, which every torchvision classifier here was trained with. */
+export const IMAGENET_PREPROCESS: Pick<ModelConfig, 'inputSize' | 'mean' | 'std'> = {
+  inputSize: [3, 224, 224],
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};

@@ -11,8 +11,7 @@ import { Parameter } from '../nn/parameter.js';
 import { adaptiveAvgPool2d, full } from '../ops/index.js';
 import { pipe, type Step } from '../nn/release.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
-import { Permute, initTruncNormal, replaceLinear } from './common.js';
-import { checkImage } from './resnet.js';
+import { IMAGENET_PREPROCESS, Permute, checkImage, initTruncNormal } from './common.js';
 import { registerModel } from './registry.js';
 
 class CNBlock extends Module {
@@ -97,11 +96,6 @@ export class ConvNeXt extends VisionModel {
   blocks(): BlockInfo[] {
     return this.blockInfo.map((b) => ({ ...b }));
   }
-
-  resetClassifier(numClasses: number): void {
-    replaceLinear(this.classifier, '2', numClasses, (l) => initTruncNormal(l));
-    this.config.numClasses = numClasses;
-  }
 }
 
 /**
@@ -150,7 +144,10 @@ const variants: [string, Setting[], number][] = [
 
 for (const [name, settings, defaultDropPath] of variants) {
   const config: ModelConfig = {
-    name, family: 'convnext', inputSize: [3, 224, 224], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+    name, family: 'convnext', kind: 'cnn', memoryFormat: 'channelsLast', headInit: { type: 'truncNormal', std: 0.02 },
+    // LoRA: each block's two pointwise linears (block.3 expands, block.5 projects).
+    defaultTargets: { lora: String.raw`features\.\d+\.\d+\.block\.[35]` },
+    ...IMAGENET_PREPROCESS,
     numClasses: 1000, firstConv: 'features.0.0', classifier: 'classifier.2',
     weightSource: `torchvision ConvNeXt_${name.split('_')[1]![0]!.toUpperCase()}${name.split('_')[1]!.slice(1)}_Weights, or timm ${name}`,
     license: 'torchvision code BSD-3-Clause; check each weights file\'s own licence',

@@ -8,10 +8,8 @@ import { Sequential } from '../nn/containers.js';
 import { BatchNorm2d, Conv2d, Dropout, Linear, ReLU6 } from '../nn/layers.js';
 import { adaptiveAvgPool2d } from '../ops/index.js';
 import { pipe, type Step } from '../nn/release.js';
-import { normal_, zero_ } from '../ops/init.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
-import { convNormAct, initConvNets, replaceLinear } from './common.js';
-import { checkImage } from './resnet.js';
+import { IMAGENET_PREPROCESS, checkImage, convNormAct, initConvNets } from './common.js';
 import { registerModel } from './registry.js';
 
 class InvertedResidual extends Module {
@@ -107,18 +105,14 @@ export class MobileNetV2 extends VisionModel {
     }
     return pairs;
   }
-
-  resetClassifier(numClasses: number): void {
-    replaceLinear(this.classifier, '1', numClasses, (l) => {
-      normal_(l.weight, 0, 0.01);
-      if (l.bias) zero_(l.bias);
-    });
-    this.config.numClasses = numClasses;
-  }
 }
 
 const config: ModelConfig = {
-  name: 'mobilenet_v2', family: 'mobilenet_v2', inputSize: [3, 224, 224], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+  name: 'mobilenet_v2', family: 'mobilenet_v2', kind: 'cnn', memoryFormat: 'channelsLast', headInit: { type: 'normal', std: 0.01 },
+  // LoRA: the 1×1 expand and project convolutions of each inverted residual (features.1 has no
+  // expansion); the depthwise 3×3 is grouped, where a rank-r factorisation does not apply.
+  defaultTargets: { lora: String.raw`features\.1\.conv\.1|features\.([2-9]|1[0-7])\.conv\.(0\.0|2)` },
+  ...IMAGENET_PREPROCESS,
   numClasses: 1000, firstConv: 'features.0.0', classifier: 'classifier.1',
   weightSource: 'torchvision MobileNet_V2_Weights',
   license: 'torchvision code BSD-3-Clause; ImageNet weights carry their own terms',

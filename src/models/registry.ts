@@ -2,7 +2,7 @@
 // and loads a weights file (torchvision or timm names) into it.
 import { Tensor, noGrad } from '../engine/index.js';
 import { loadStateDict } from '../io/state-dict.js';
-import type { ModelConfig, VisionModel } from './base.js';
+import { MODEL_KINDS, type ModelConfig, type VisionModel } from './base.js';
 import { withoutInitialisation } from '../nn/init.js';
 
 export interface ModelFactoryOptions {
@@ -29,11 +29,29 @@ export function registerModel(
   remaps: Entry['remaps'] = {},
 ): void {
   if (registry.has(config.name)) throw new Error(`registerModel: '${config.name}' is already registered`);
+  if (!MODEL_KINDS.includes(config.kind)) throw new Error(`registerModel('${config.name}'): kind must be one of ${MODEL_KINDS.join(', ')}, got ${JSON.stringify(config.kind)}`);
+  if (config.memoryFormat !== 'channelsLast' && config.memoryFormat !== 'contiguous') {
+    throw new Error(`registerModel('${config.name}'): memoryFormat must be 'channelsLast' or 'contiguous', got ${JSON.stringify(config.memoryFormat)}`);
+  }
+  if (typeof config.headInit?.type !== 'string' || typeof config.defaultTargets !== 'object' || config.defaultTargets === null) {
+    throw new Error(`registerModel('${config.name}'): the config needs headInit and defaultTargets (see ModelConfig)`);
+  }
   registry.set(config.name, { factory, config, remaps });
 }
 
-export function listModels(): string[] {
-  return [...registry.keys()].sort();
+/**
+ * Registered model names, sorted; as timm's list_models, `filter` keeps the names matching any of
+ * its shell-style wildcard patterns ('resnet*', 'swin_?', '*vit*') and `exclude` drops matches.
+ */
+export function listModels(filter?: string | readonly string[], options: { exclude?: string | readonly string[] } = {}): string[] {
+  const keep = patterns(filter);
+  const drop = patterns(options.exclude);
+  return [...registry.keys()].filter((n) => (keep.length === 0 || keep.some((re) => re.test(n))) && !drop.some((re) => re.test(n))).sort();
+}
+
+function patterns(p: string | readonly string[] | undefined): RegExp[] {
+  const list = p === undefined ? [] : typeof p === 'string' ? [p] : p;
+  return list.map((glob) => new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`));
 }
 
 export function modelConfig(name: string): ModelConfig {

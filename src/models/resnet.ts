@@ -10,7 +10,7 @@ import { BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
 import { adaptiveAvgPool2d, relu_ } from '../ops/index.js';
 import { pipe, release, type Step } from '../nn/release.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
-import { initConvNets, replaceLinear } from './common.js';
+import { IMAGENET_PREPROCESS, checkImage, initConvNets } from './common.js';
 import { registerModel } from './registry.js';
 
 class BasicBlock extends Module {
@@ -152,21 +152,8 @@ export class ResNet extends VisionModel {
     }
     return pairs;
   }
-
-  resetClassifier(numClasses: number): void {
-    replaceLinear(this, 'fc', numClasses);
-    this.config.numClasses = numClasses;
-  }
 }
 
-/** Inputs must be [N, 3, H, W] float tensors; say so before a convolution error would. */
-export function checkImage(x: Tensor, model: string): void {
-  if (x.ndim !== 4 || x.shape[1] !== 3) {
-    throw new RangeError(`${model}: expected images as a [N, 3, H, W] tensor, got shape [${x.shape.join(',')}]`);
-  }
-}
-
-const IMAGENET = { inputSize: [3, 224, 224] as [number, number, number], mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number] };
 
 const variants: [string, BlockClass, [number, number, number, number]][] = [
   ['resnet18', BasicBlock, [2, 2, 2, 2]],
@@ -177,7 +164,9 @@ const variants: [string, BlockClass, [number, number, number, number]][] = [
 
 for (const [name, block, layers] of variants) {
   const config: ModelConfig = {
-    name, family: 'resnet', ...IMAGENET, numClasses: 1000, firstConv: 'conv1', classifier: 'fc',
+    name, family: 'resnet', kind: 'cnn', memoryFormat: 'channelsLast', headInit: { type: 'default' },
+    defaultTargets: { lora: String.raw`layer\d\.\d+\.conv\d` },
+    ...IMAGENET_PREPROCESS, numClasses: 1000, firstConv: 'conv1', classifier: 'fc',
     weightSource: `torchvision ${name.replace('resnet', 'ResNet')}_Weights, or timm ${name} (same key names)`,
     license: 'torchvision code BSD-3-Clause; ImageNet weights carry their own terms',
     paper: 'He et al., Deep Residual Learning for Image Recognition, CVPR 2016',

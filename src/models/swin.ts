@@ -14,7 +14,7 @@ import { Sequential } from '../nn/containers.js';
 import { AdaptiveAvgPool2d, Conv2d, DropPath, Flatten, GELU, LayerNorm, Linear } from '../nn/layers.js';
 import { MLP, PatchMerging, ShiftedWindowAttention, relativePositionIndex } from '../nn/attention.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
-import { Permute, initTruncNormal, replaceLinear } from './common.js';
+import { IMAGENET_PREPROCESS, Permute, initTruncNormal } from './common.js';
 import { registerModel } from './registry.js';
 import { pipe } from '../nn/release.js';
 import { residualBlock } from './taps.js';
@@ -138,11 +138,6 @@ export class SwinTransformer extends VisionModel {
   blocks(): BlockInfo[] {
     return this.blockInfo.map((b) => ({ ...b }));
   }
-
-  resetClassifier(numClasses: number): void {
-    replaceLinear(this, 'head', numClasses, (l) => initTruncNormal(l));
-    this.config.numClasses = numClasses;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,7 +228,10 @@ const variants: [name: string, timmName: string, settings: SwinSettings, default
 
 for (const [name, timmName, settings, defaultDropPath] of variants) {
   const config: ModelConfig = {
-    name, family: 'swin', inputSize: [3, 224, 224], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+    name, family: 'swin', kind: 'transformer', memoryFormat: 'contiguous', headInit: { type: 'truncNormal', std: 0.02 },
+    // LoRA: the packed q/k/v projection of each window attention (q and v get the update).
+    defaultTargets: { lora: String.raw`features\.\d+\.\d+\.attn\.qkv` },
+    ...IMAGENET_PREPROCESS,
     numClasses: 1000, firstConv: 'features.0.0', classifier: 'head',
     weightSource: `torchvision Swin_${name.slice(-1).toUpperCase()}_Weights / timm ${timmName}`,
     license: "BSD-3-Clause (torchvision code); check the weights' own terms",

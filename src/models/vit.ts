@@ -13,7 +13,7 @@ import { MLP, MultiheadAttention } from '../nn/attention.js';
 import { Parameter } from '../nn/parameter.js';
 import { cat, empty, normal_, truncNormal_, zero_, zeros } from '../ops/index.js';
 import { type BlockInfo, type ModelConfig, VisionModel } from './base.js';
-import { replaceLinear } from './common.js';
+import { IMAGENET_PREPROCESS, initHead } from './common.js';
 import { registerModel } from './registry.js';
 import { pipe } from '../nn/release.js';
 import { residualBlock } from './taps.js';
@@ -108,7 +108,7 @@ export class VisionTransformer extends VisionModel {
     // torchvision: the patchify stem trunc-normal with std √(1/fan_in), zero bias; a zero head.
     truncNormal_(this.conv_proj.weight, 0, Math.sqrt(1 / (3 * patchSize * patchSize)));
     if (this.conv_proj.bias) zero_(this.conv_proj.bias);
-    zeroLinear(heads.getSubmodule('head') as Linear);
+    initHead(heads.getSubmodule('head') as Linear, config.headInit);
   }
 
   forwardFeatures(x: Tensor): Tensor {
@@ -138,16 +138,6 @@ export class VisionTransformer extends VisionModel {
       name: `encoder.layers.encoder_layer_${i}`, stage: 0, channels: hiddenDim, reduction: patchSize, layout: 'tokens' as const,
     }));
   }
-
-  resetClassifier(numClasses: number): void {
-    replaceLinear(this.heads, 'head', numClasses, zeroLinear);
-    this.config.numClasses = numClasses;
-  }
-}
-
-function zeroLinear(l: Linear): void {
-  zero_(l.weight);
-  if (l.bias) zero_(l.bias);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,7 +146,10 @@ function zeroLinear(l: Linear): void {
 const vitB16: ViTSettings = { imageSize: 224, patchSize: 16, numLayers: 12, numHeads: 12, hiddenDim: 768, mlpDim: 3072 };
 
 const config: ModelConfig = {
-  name: 'vit_b_16', family: 'vit', inputSize: [3, 224, 224], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+  name: 'vit_b_16', family: 'vit', kind: 'transformer', memoryFormat: 'contiguous', headInit: { type: 'zeros' },
+  // LoRA: each encoder layer's self-attention (q and v of its packed in-projection).
+  defaultTargets: { lora: String.raw`encoder\.layers\.encoder_layer_\d+\.self_attention` },
+  ...IMAGENET_PREPROCESS,
   numClasses: 1000, firstConv: 'conv_proj', classifier: 'heads.head',
   weightSource: 'torchvision ViT_B_16_Weights (IMAGENET1K_V1)',
   license: "BSD-3-Clause (torchvision code); check the weights' own terms",
@@ -177,7 +170,10 @@ registerModel(config, ({ numClasses, dropPath }) => {
 const vitTinyP4: ViTSettings = { imageSize: 32, patchSize: 4, numLayers: 6, numHeads: 3, hiddenDim: 192, mlpDim: 768 };
 
 const tinyConfig: ModelConfig = {
-  name: 'vit_tiny_p4_32', family: 'vit', inputSize: [3, 32, 32], mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225],
+  name: 'vit_tiny_p4_32', family: 'vit', kind: 'transformer', memoryFormat: 'contiguous', headInit: { type: 'zeros' },
+  // LoRA: each encoder layer's self-attention (q and v of its packed in-projection).
+  defaultTargets: { lora: String.raw`encoder\.layers\.encoder_layer_\d+\.self_attention` },
+  ...IMAGENET_PREPROCESS, inputSize: [3, 32, 32],
   numClasses: 1000, firstConv: 'conv_proj', classifier: 'heads.head',
   weightSource: 'none published: train it (e.g. `deltatune train --method full`)',
   license: 'BSD-3-Clause (architecture code after torchvision)',

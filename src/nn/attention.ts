@@ -9,6 +9,7 @@ import { Parameter } from './parameter.js';
 import { Sequential } from './containers.js';
 import { Dropout, LayerNorm, Linear, ReLU } from './layers.js';
 import { constantParameter } from './init.js';
+import { SLOTS } from './slots.js';
 
 type AnyModule = Module<any, any>;
 
@@ -26,7 +27,7 @@ const shapeOf = (x: Tensor) => `[${x.shape.join(',')}]`;
 
 /** True when `m` is a plain Linear with no hooks, so its weight may be used directly by a fused kernel. */
 function isPlainLinear(m: AnyModule): m is Linear {
-  return Object.getPrototypeOf(m) === Linear.prototype && m._hooks.length === 0 && m._preHooks.length === 0;
+  return Object.getPrototypeOf(m) === Linear.prototype && !m.hasHooks();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -106,11 +107,6 @@ export class MultiheadAttention extends Module {
   declare in_proj_weight: Parameter;
   declare in_proj_bias: Parameter | null;
   declare out_proj: Linear;
-  /**
-   * Optional module added to the packed input projection ([.., 3E] from x): where LoRA on q and v
-   * goes, since torch keeps q, k and v in one in_proj_weight. Unset in the base model.
-   */
-  declare in_proj_delta?: Module<[Tensor], Tensor>;
   readonly embedDim: number;
   readonly numHeads: number;
   readonly headDim: number;
@@ -147,7 +143,7 @@ export class MultiheadAttention extends Module {
   // torch's fast-path conditions (MultiheadAttention.forward, torch 1.13) for self-attention.
   private canFuse(x: Tensor): boolean {
     if (this.training || this.dropout > 0 || this.numHeads % 2 === 1 || !this.in_proj_bias || !isPlainLinear(this.out_proj)) return false;
-    if (this.in_proj_delta) return false;
+    if (this.hasMember(SLOTS.inProjDelta)) return false;
     const op = this.out_proj;
     if (!op.bias || x.dtype !== this.in_proj_weight.dtype) return false;
     if (!isGradEnabled()) return true;
@@ -168,8 +164,10 @@ export class MultiheadAttention extends Module {
     const { numHeads: H, headDim: D, embedDim: E } = this;
     // [B, L, 3E] → [3, B, H, L, D]: views, no copy until the matmuls.
     let packed = linear(x, this.in_proj_weight, this.in_proj_bias);
-    if (this.in_proj_delta) {
-      const delta = this.in_proj_delta.call(x);
+    // The optional slot added to the packed projection ([.., 3E] from x): LoRA on q and v.
+    const inProjDelta = this.getChild<Module<[Tensor], Tensor>>(SLOTS.inProjDelta);
+    if (inProjDelta) {
+      const delta = inProjDelta.call(x);
       packed = packed.add_(delta);
       release(delta);
     }

@@ -5,3 +5,4 @@ export * from './containers.js';
 export * from './attention.js';
 export { defaultWeight, defaultBias, constantParameter, withoutInitialisation, shouldInitialise } from './init.js';
 export { release, pipe, type Step } from './release.js';
+export { SLOTS, BLOCK_SLOTS, type Slot, type BlockSlot } from './slots.js';

@@ -93,6 +93,68 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     if (module === null) this._modules.set(name, null);
   }
 
+  /** Whether forward hooks or pre-hooks are registered on this module (not its children). */
+  hasHooks(): boolean {
+    return this._hooks.length > 0 || this._preHooks.length > 0;
+  }
+
+  /** Forward hooks registered on this module. */
+  forwardHookCount(): number {
+    return this._hooks.length;
+  }
+
+  /** Forward pre-hooks registered on this module. */
+  forwardPreHookCount(): number {
+    return this._preHooks.length;
+  }
+
+  /** Whether `name` is a parameter, buffer or child module of this module. */
+  hasMember(name: string): boolean {
+    return this._parameters.has(name) || this._buffers.has(name) || this._modules.has(name);
+  }
+
+  /** The direct child `name`, or undefined (no throw, unlike getSubmodule). */
+  getChild<M extends Module<any, any> = Module<any, any>>(name: string): M | undefined {
+    return (this._modules.get(name) ?? undefined) as M | undefined;
+  }
+
+  /**
+   * Puts `replacement` where the child `name` is (same name, same position) and returns the old
+   * child, whose tensors are not freed: a module swapped in place, as PEFT replaces target layers.
+   */
+  replaceChild(name: string, replacement: Module<any, any>): Module<any, any> {
+    const old = this._modules.get(name);
+    if (!old) throw new Error(`replaceChild: ${this.constructor.name} has no child module '${name}'`);
+    this.registerModule(name, replacement);
+    return old;
+  }
+
+  /** Removes the child module `name` (added by a delta); its tensors are not freed. */
+  removeChild(name: string): void {
+    if (!this._modules.has(name)) throw new Error(`removeChild: ${this.constructor.name} has no child module '${name}'`);
+    delete (this as unknown as Record<string, unknown>)[name];
+  }
+
+  /**
+   * Registers `original`'s own parameters, buffers, children and hooks on this module (the same
+   * objects, in the same order), so this one can stand in for it in place: dotted names, state
+   * dict, parameter counts and hooks stay as they were. The original is left untouched.
+   */
+  adoptMembers(original: Module<any, any>): void {
+    for (const [name, p] of original._parameters) {
+      if (p) this.registerParameter(name, p);
+      else this._parameters.set(name, null);
+    }
+    for (const [name, b] of original._buffers) this.registerBuffer(name, b, !original._nonPersistent.has(name));
+    for (const [name, m] of original._modules) {
+      if (m) this.registerModule(name, m);
+      else this._modules.set(name, null);
+    }
+    this._hooks.push(...original._hooks);
+    this._preHooks.push(...original._preHooks);
+    this.training = original.training;
+  }
+
   // --- traversal --------------------------------------------------------------------------
 
   *namedChildren(): Generator<[string, Module<any, any>]> {
@@ -139,9 +201,10 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
     return this.parameters().filter((p) => p.requiresGrad);
   }
 
-  namedBuffers(): [string, Tensor][] {
+  namedBuffers(options: { recurse?: boolean } = {}): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    for (const [prefix, m] of this.namedModules()) {
+    const modules = options.recurse === false ? [['', this] as [string, Module<any, any>]] : this.namedModules();
+    for (const [prefix, m] of modules) {
       for (const [name, b] of m._buffers) if (b) out.push([prefix ? `${prefix}.${name}` : name, b]);
     }
     return out;

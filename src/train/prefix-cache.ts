@@ -31,7 +31,7 @@ function splitAtAdapters(delta: Delta, [name, step]: [string, Step], trained: st
   if (adapters.length === 0 || typeof step === 'function') return null;
   // Only when the step runs nothing but those adapters around its own forward, and everything
   // trained inside it belongs to them.
-  if (step._preHooks.length > 0 || step._hooks.length !== adapters.length) return null;
+  if (step.forwardPreHookCount() > 0 || step.forwardHookCount() !== adapters.length) return null;
   const inside = trained.filter((p) => p.startsWith(`${name}.`));
   if (!inside.every((p) => adapters.some((a) => p.startsWith(`${a.module}.`)))) return null;
   return {

@@ -8,14 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdamW, BatchNorm2d, GroupNorm, LayerNorm, type Module, SwinTransformer, VisionTransformer, applyDelta, crossEntropy, createModel, keep, listMethods, loadDelta, manualSeed,
-  memoryStats, noGrad, randint, randn, saveDelta, tidy, type Delta, type ModelConfig, type Tensor, type VisionModel,
+  memoryStats, modelConfig, noGrad, randint, randn, saveDelta, tidy, type Delta, type ModelConfig, type Tensor, type VisionModel,
 } from '../../src/index.js';
 import { assertClose, runOracle } from '../helpers.js';
 
 const resnetWeights = runOracle<Record<string, { safetensors: string }>>('models').resnet18!.safetensors;
 
-const cfg = (name: string, family: string, classifier: string, firstConv: string): ModelConfig => ({
-  name, family, inputSize: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], numClasses: 5, firstConv, classifier,
+/** A small member of a registered family: the family's facts, a test's sizes. */
+const cfg = (name: string, like: string): ModelConfig => ({
+  ...modelConfig(like), name, inputSize: [3, 32, 32], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], numClasses: 5,
   weightSource: 'test', license: 'test', paper: 'test',
 });
 
@@ -27,11 +28,11 @@ interface Family {
 const families: Record<string, Family> = {
   resnet18: { make: () => createModel('resnet18', { weights: resnetWeights }), input: [2, 3, 32, 32] },
   'tiny-swin': {
-    make: () => new SwinTransformer(cfg('tiny_swin', 'swin', 'head', 'features.0.0'), { patchSize: 4, embedDim: 16, depths: [2, 1], numHeads: [2, 2], windowSize: 4 }, 5, 0),
+    make: () => new SwinTransformer(cfg('tiny_swin', 'swin_t'), { patchSize: 4, embedDim: 16, depths: [2, 1], numHeads: [2, 2], windowSize: 4 }, 5, 0),
     input: [2, 3, 32, 32],
   },
   'tiny-vit': {
-    make: () => new VisionTransformer(cfg('tiny_vit', 'vit', 'heads.head', 'conv_proj'), { imageSize: 32, patchSize: 8, numLayers: 2, numHeads: 2, hiddenDim: 16, mlpDim: 32 }, 5),
+    make: () => new VisionTransformer(cfg('tiny_vit', 'vit_b_16'), { imageSize: 32, patchSize: 8, numLayers: 2, numHeads: 2, hiddenDim: 16, mlpDim: 32 }, 5),
     input: [2, 3, 32, 32],
   },
 };
