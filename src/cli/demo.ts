@@ -7,7 +7,7 @@ import { engineInfo, getNumThreads } from '../engine/index.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { OutputRefusedError, checkNotPseudoFilesystem } from '../io/output.js';
 import { listMethods } from '../delta/index.js';
-import { DEFAULT_LR } from '../experiments/runner.js';
+import { methodFacts } from '../delta/index.js';
 import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone, demoTransfer } from '../experiments/backbone.js';
 import { tune, type TuneOptions } from '../train/tune.js';
 import type { ProgressMode } from '../train/progress.js';
@@ -96,7 +96,7 @@ export async function runDemo(argv: string[]): Promise<void> {
   for (const method of methods) {
     const runDir = join(outDir, method);
     rmSync(runDir, { recursive: true, force: true });
-    const options: TuneOptions = { ...demoTransfer(backbone, epochs), method, lr: DEFAULT_LR[method] ?? 1e-3, seed, out: runDir, progress: mode };
+    const options: TuneOptions = { ...demoTransfer(backbone, epochs), method, lr: methodFacts(method).defaultLr, seed, out: runDir, progress: mode };
     say(`   ${method}:`);
     const result = await tune(options);
     rows.push({

@@ -8,7 +8,7 @@ import { extname, join } from 'node:path';
 import { noGrad } from '../engine/index.js';
 import { createModel, listModels } from '../models/index.js';
 import { withoutInitialisation } from '../nn/init.js';
-import { applyDelta } from '../delta/index.js';
+import { applyDelta, listMethods, methodFacts, planDelta, type DeltaPlan } from '../delta/index.js';
 import { readDeltaManifest } from '../delta/index.js';
 import { inspectSafetensors } from '../io/safetensors.js';
 import { loadStateDict } from '../io/state-dict.js';
@@ -16,6 +16,8 @@ import { UsageError } from './errors.js';
 import { keyValues, parse, str } from './args.js';
 
 export const inspectHelp = `Usage: deltatune inspect TARGET [options]
+       deltatune inspect --model NAME --method NAME --dry-run [--opt KEY=VALUE ...]
+       deltatune inspect --methods [--markdown]
 
 TARGET is one of:
   a model name (${listModels().join(', ')}): parameters per top-level module and the blocks
@@ -24,9 +26,14 @@ TARGET is one of:
   a run directory (config.json): its configuration, epochs and best delta
   a weights file (.safetensors, .pth, .pt): tensors, dtypes, parameter count
 
+  --model NAME       the model, instead of giving it as TARGET
   --method NAME      with a model name: apply this method and show its summary
-  --opt KEY=VALUE    method options (repeatable)
+  --dry-run          with --method: list every module the method would add (and where), every
+                     base parameter it would train, and the head; nothing is trained or written
+  --opt KEY=VALUE    method options (repeatable); targets take exclude=REGEX too
   --classes N        with --method: the delta's number of classes (default: the model's)
+  --methods          the registered methods: kinds, mergeable, identity at init, learning rate, options
+  --markdown         with --methods: as the README's Markdown table
   --json             machine-readable output`;
 
 const mib = (bytes: number) => (bytes >= 1 << 20 ? `${(bytes / 2 ** 20).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
@@ -41,13 +48,31 @@ function fileSizes(dir: string): Record<string, number> {
 }
 
 export function runInspect(argv: string[]): void {
-  const p = parse(argv, { method: { type: 'string' }, opt: { type: 'string', multiple: true }, classes: { type: 'string' }, json: { type: 'boolean' } }, inspectHelp, true);
+  const p = parse(
+    argv,
+    {
+      model: { type: 'string' }, method: { type: 'string' }, opt: { type: 'string', multiple: true }, classes: { type: 'string' }, json: { type: 'boolean' },
+      'dry-run': { type: 'boolean' }, methods: { type: 'boolean' }, markdown: { type: 'boolean' },
+    },
+    inspectHelp,
+    true,
+  );
   if (!p) return;
-  const [target, ...extra] = p.positionals;
-  if (!target || extra.length) throw new UsageError('inspect: give exactly one TARGET', inspectHelp);
   const json = p.values.json === true;
-  if (listModels().includes(target)) return inspectModel(target, p.values.method as string | undefined, keyValues(p, 'opt', inspectHelp), str(p, 'classes'), json);
-  if (p.values.method) throw new UsageError('--method applies only to a model name', inspectHelp);
+  if (p.values.methods) {
+    if (p.positionals.length || p.values.model || p.values.method) throw new UsageError('--methods takes no TARGET, --model or --method', inspectHelp);
+    return inspectMethods(json, p.values.markdown === true);
+  }
+  if (p.values.markdown) throw new UsageError('--markdown applies only to --methods', inspectHelp);
+  const model = str(p, 'model');
+  if (model !== undefined && !listModels().includes(model)) throw new UsageError(`--model: unknown model '${model}'; available: ${listModels().join(', ')}`, inspectHelp);
+  const [target, ...extra] = model !== undefined ? [model, ...p.positionals] : p.positionals;
+  if (!target || extra.length) throw new UsageError(model !== undefined ? 'inspect: give --model or a TARGET, not both' : 'inspect: give exactly one TARGET', inspectHelp);
+  const method = str(p, 'method');
+  const dryRun = p.values['dry-run'] === true;
+  if (dryRun && !method) throw new UsageError('--dry-run needs --method (which method to plan)', inspectHelp);
+  if (listModels().includes(target)) return inspectModel(target, method, keyValues(p, 'opt', inspectHelp), str(p, 'classes'), json, dryRun);
+  if (method) throw new UsageError('--method applies only to a model name', inspectHelp);
   if (!existsSync(target)) throw new Error(`'${target}' is neither a model name (${listModels().join(', ')}) nor an existing file or directory`);
   if (statSync(target).isDirectory()) {
     if (existsSync(join(target, 'delta.json'))) return inspectDelta(target, json);
@@ -57,7 +82,7 @@ export function runInspect(argv: string[]): void {
   return inspectWeights(target, json);
 }
 
-function inspectModel(name: string, method: string | undefined, options: Record<string, unknown>, classes: string | undefined, json: boolean): void {
+function inspectModel(name: string, method: string | undefined, options: Record<string, unknown>, classes: string | undefined, json: boolean, dryRun = false): void {
   const model = withoutInitialisation(() => createModel(name));
   try {
     const total = model.numParameters();
@@ -73,6 +98,7 @@ function inspectModel(name: string, method: string | undefined, options: Record<
     }
     const numClasses = classes === undefined ? undefined : Number(classes);
     if (numClasses !== undefined && !(Number.isInteger(numClasses) && numClasses > 0)) throw new UsageError(`--classes must be a positive integer, got '${classes}'`, inspectHelp);
+    if (dryRun) return printPlan(planDelta(model, { method, ...(numClasses ? { numClasses } : {}), ...options }), json);
     const delta = applyDelta(model, { method, ...(numClasses ? { numClasses } : {}), ...options });
     try {
       const s = delta.summary();
@@ -87,6 +113,51 @@ function inspectModel(name: string, method: string | undefined, options: Record<
   } finally {
     model.dispose();
   }
+}
+
+const LISTED = 40;
+const listed = <T>(items: T[], line: (item: T) => string): string[] => [
+  ...items.slice(0, LISTED).map(line),
+  ...(items.length > LISTED ? [`  ... ${items.length - LISTED} more (--json lists all)`] : []),
+];
+
+function printPlan(plan: DeltaPlan, json: boolean): void {
+  out(json, plan, [
+    `${plan.method} on ${plan.model} (dry run): adds ${plan.added.length} module${plan.added.length === 1 ? '' : 's'}, trains ${plan.trainedBase.length} base parameter${plan.trainedBase.length === 1 ? '' : 's'} and the head`,
+    `config: ${JSON.stringify(plan.config)}`,
+    ...(plan.added.length ? ['adds:', ...listed(plan.added, (a) => `  ${a.name.padEnd(44)} ${a.type.padEnd(16)} ${count(a.parameters).padStart(10)}  in ${a.owner || 'the model'}`)] : []),
+    ...(plan.trainedBase.length ? ['trains from the base:', ...listed(plan.trainedBase, (n) => `  ${n}`)] : []),
+    `head: ${plan.head.path}, ${plan.head.classes} classes (${plan.head.fresh ? 'new' : "copied from the model's"})`,
+    `trainable: ${count(plan.trainable)} of ${count(plan.total)} parameters (${plan.percent.toFixed(2)}%)`,
+  ]);
+}
+
+const kindNames = (kinds: readonly string[]) => kinds.map((k) => (k === 'cnn' ? 'CNN' : 'transformer')).join(', ');
+
+/** The method registry as a Markdown table (the README's method table is this output). */
+export function methodTable(): string {
+  const rows = listMethods().map((m) => methodFacts(m));
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
+  return [
+    '| method | what trains | applies to | mergeable | identity at init | default lr | options |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((f) =>
+      `| \`${f.name}\` | ${cell(f.description)} | ${kindNames(f.kinds)} | ${f.mergeable ? 'yes' : 'no'} | ${f.identityAtInit ? 'yes' : 'no'} | ${f.defaultLr} | ${f.options.map((o) => `\`${o.name}\``).join(', ') || '—'} |`,
+    ),
+  ].join('\n');
+}
+
+function inspectMethods(json: boolean, markdown: boolean): void {
+  if (markdown) {
+    console.log(methodTable());
+    return;
+  }
+  const facts = listMethods().map((m) => methodFacts(m));
+  out(json, facts, facts.flatMap((f) => [
+    `${f.name}: ${f.description}`,
+    `  applies to ${kindNames(f.kinds)}; ${f.mergeable ? 'mergeable' : 'not mergeable'}; ${f.identityAtInit ? 'identity at init' : 'not the identity at init'}; default lr ${f.defaultLr}`,
+    ...f.options.map((o) => `  --opt ${o.name}=...  ${o.doc} (default ${o.default})`),
+  ]));
 }
 
 function inspectDelta(dir: string, json: boolean): void {

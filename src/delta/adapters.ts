@@ -6,15 +6,15 @@
 //     k×k conv to a narrow width, ReLU, a 1×1 conv back and a per-channel scale.
 // Up projections start at zero, so the model is unchanged at init. None of them merges: the
 // nonlinearity sits between the adapter and the base weights.
-import { SLOTS } from '../nn/slots.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, Dropout, Linear } from '../nn/layers.js';
 import { Parameter } from '../nn/parameter.js';
 import { release } from '../nn/release.js';
+import { SLOTS } from '../nn/slots.js';
 import { gelu, relu, ones, zero_ } from '../ops/index.js';
 import type { VisionModel } from '../models/base.js';
-import { check, matchModules, registerMethod, type DeltaBuilder } from './core.js';
+import { excludeFrom, matchModules, option, registerMethod, type DeltaBuilder, type OptionSchema } from './core/index.js';
 
 /** Down → GELU → Dropout → Up, scaled; optionally adds its input (Houlsby's residual). */
 export class BottleneckAdapter extends Module {
@@ -59,20 +59,20 @@ interface AdapterConfig {
   dropout: number;
 }
 
-function adapterConfig(raw: Record<string, unknown>, method: string): AdapterConfig {
-  check.keys(raw, ['hidden', 'dropout'], method);
-  return {
-    hidden: raw.hidden === undefined ? 64 : check.positiveInt(raw.hidden, 'hidden', method),
-    dropout: raw.dropout === undefined ? 0.1 : check.number(raw.dropout, 'dropout', method, 0, 0.999),
-  };
-}
+const adapterOptions: OptionSchema<AdapterConfig> = {
+  hidden: option.positiveInt('bottleneck width of each adapter', 64),
+  dropout: option.number('dropout inside the bottleneck while training', 0.1, 0, 0.999),
+};
 
 const refusal = 'its adapters apply a nonlinearity (GELU/ReLU) after the base weights, so they cannot be folded into them';
 
 registerMethod<AdapterConfig>({
   name: 'adapter',
   description: 'Houlsby adapter on the attention and MLP branch outputs of each transformer block',
-  configure: (raw) => adapterConfig(raw, 'adapter'),
+  kinds: ['transformer'],
+  identityAtInit: true,
+  defaultLr: 2e-3,
+  options: adapterOptions,
   install(model, config, b: DeltaBuilder) {
     for (const blk of transformerBlocks(model, 'adapter')) {
       b.addModule(blk.name, SLOTS.attnAdapter, new BottleneckAdapter(blk.channels, config.hidden, config.dropout, 1, true));
@@ -85,9 +85,12 @@ registerMethod<AdapterConfig>({
 registerMethod<AdapterConfig & { scale: number }>({
   name: 'adaptformer',
   description: 'AdaptFormer: a scaled bottleneck beside the MLP of each transformer block',
-  configure(raw) {
-    const { scale, ...rest } = raw;
-    return { ...adapterConfig(rest, 'adaptformer'), scale: scale === undefined ? 0.1 : check.number(scale, 'scale', 'adaptformer') };
+  kinds: ['transformer'],
+  identityAtInit: true,
+  defaultLr: 2e-3,
+  options: {
+    ...adapterOptions,
+    scale: option.number("factor on the bottleneck's output before it joins the MLP's", 0.1),
   },
   install(model, config, b) {
     for (const blk of transformerBlocks(model, 'adaptformer')) {
@@ -127,23 +130,26 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
-registerMethod<{ hidden: number; targets: string | string[] | null }>({
+registerMethod<{ hidden: number; targets: string | string[] | null; exclude: string | string[] | null }>({
   name: 'conv-adapter',
   description: 'Conv-Adapter: a grouped conv bottleneck beside each k×k (k > 1) convolution of a CNN',
-  configure(raw) {
-    check.keys(raw, ['hidden', 'targets'], 'conv-adapter');
-    return {
-      hidden: raw.hidden === undefined ? 16 : check.positiveInt(raw.hidden, 'hidden', 'conv-adapter'),
-      targets: raw.targets === undefined || raw.targets === null ? null : check.targets(raw.targets, 'targets', 'conv-adapter'),
-    };
+  kinds: ['cnn'],
+  identityAtInit: true,
+  defaultLr: 2e-3,
+  options: {
+    hidden: option.positiveInt('bottleneck width (at most the convolution\'s input channels)', 16),
+    targets: option.targets<string | string[] | null>('convolutions to adapt', null, 'every dense k×k convolution but the first'),
+    exclude: option.exclude(),
   },
   install(model, config, b) {
     const candidates = config.targets === null ? [...model.namedModules()] : matchModules(model, config.targets, 'conv-adapter');
-    let count = 0;
-    for (const [name, m] of candidates) {
-      if (!(m instanceof Conv2d) || name === model.config.firstConv) continue;
-      if (m.kernelSize[0] === 1 && m.kernelSize[1] === 1) continue;
-      if ((m.options.groups ?? 1) !== 1 && config.targets === null) continue; // depthwise convs: skip by default
+    const eligible = candidates.filter(([name, m]) => {
+      if (!(m instanceof Conv2d) || name === model.config.firstConv) return false;
+      if (m.kernelSize[0] === 1 && m.kernelSize[1] === 1) return false;
+      return (m.options.groups ?? 1) === 1 || config.targets !== null; // depthwise convs: skipped by default
+    }) as [string, Conv2d][];
+    if (eligible.length === 0) throw new Error(`conv-adapter: ${model.config.name} has no k×k (k > 1) convolution to put an adapter beside; it applies to CNNs`);
+    for (const [name, m] of excludeFrom(eligible, config.exclude, 'conv-adapter') as [string, Conv2d][]) {
       const { stride, padding, dilation } = m.options;
       const adapter = new ConvAdapter(m.inChannels, m.outChannels, Math.min(config.hidden, m.inChannels), m.kernelSize, stride, padding, dilation);
       b.addModule(name, 'conv_adapter', adapter);
@@ -153,9 +159,7 @@ registerMethod<{ hidden: number; targets: string | string[] | null }>({
         release(a);
         return y;
       });
-      count++;
     }
-    if (count === 0) throw new Error(`conv-adapter: ${model.config.name} has no k×k (k > 1) convolution to put an adapter beside; it applies to CNNs`);
   },
   mergeRefusal: refusal,
 });

@@ -11,7 +11,7 @@ import { finite, finiteJson, readJsonFile, validate, z } from '../io/json.js';
 import { INPUT_LIMITS, openRegularFile } from '../io/read.js';
 import type { VisionModel } from '../models/base.js';
 import { packageVersion } from '../version.js';
-import { applyDelta, listMethods, type Delta } from './core.js';
+import { applyDelta, listMethods, type Delta } from './core/index.js';
 
 const FORMAT = 'deltatune.delta';
 const FORMAT_VERSION = 1;

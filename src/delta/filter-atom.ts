@@ -9,7 +9,7 @@ import { Conv2d } from '../nn/layers.js';
 import { Parameter } from '../nn/parameter.js';
 import { conv2d, zeros } from '../ops/index.js';
 import type { VisionModel } from '../models/base.js';
-import { check, matchModules, registerMethod } from './core.js';
+import { excludeFrom, matchModules, option, registerMethod } from './core/index.js';
 
 export class FilterAtoms extends Module {
   declare atom_delta: Parameter;
@@ -60,28 +60,29 @@ export class FilterAtoms extends Module {
   }
 }
 
-registerMethod<{ targets: string | string[] | null }>({
+registerMethod<{ targets: string | string[] | null; exclude: string | string[] | null }>({
   name: 'filter-atom',
   description: 'filter-atom tuning: a zero-initialised change to the spatial atoms of each k×k convolution (mergeable)',
-  configure(raw) {
-    check.keys(raw, ['targets'], 'filter-atom');
-    return { targets: raw.targets === undefined || raw.targets === null ? null : check.targets(raw.targets, 'targets', 'filter-atom') };
+  kinds: ['cnn'],
+  identityAtInit: true,
+  defaultLr: 2e-3,
+  options: {
+    targets: option.targets<string | string[] | null>('convolutions to tune (k×k, k > 1)', null, 'every k×k convolution but the first'),
+    exclude: option.exclude(),
   },
   install(model: VisionModel, config, b) {
     const candidates = config.targets === null ? [...model.namedModules()] : matchModules(model, config.targets, 'filter-atom');
-    let count = 0;
-    for (const [name, m] of candidates) {
-      if (!(m instanceof Conv2d) || (m.kernelSize[0] === 1 && m.kernelSize[1] === 1)) continue;
-      if (config.targets === null && name === model.config.firstConv) continue;
+    const eligible = candidates.filter(([name, m]) => {
+      if (!(m instanceof Conv2d) || (m.kernelSize[0] === 1 && m.kernelSize[1] === 1)) return false;
+      return config.targets !== null || name !== model.config.firstConv;
+    }) as [string, Conv2d][];
+    if (eligible.length === 0) throw new Error(`filter-atom: ${model.config.name} has no k×k (k > 1) convolution to tune; it applies to CNNs`);
+    for (const [name, m] of excludeFrom(eligible, config.exclude, 'filter-atom') as [string, Conv2d][]) {
       const fa = new FilterAtoms(m);
       b.addModule(name, 'filter_atoms', fa);
-      b.addStep(
-        () => Object.defineProperty(m, 'forward', { value: (x: Tensor) => fa.forward(x), configurable: true, writable: true, enumerable: false }),
-        () => void delete (m as unknown as Record<string, unknown>).forward,
-      );
-      count++;
+      // The convolution runs with the kernel rebuilt from its atoms while the delta is attached.
+      b.replaceForward(name, (x: Tensor) => fa.forward(x));
     }
-    if (count === 0) throw new Error(`filter-atom: ${model.config.name} has no k×k (k > 1) convolution to tune; it applies to CNNs`);
   },
   merge(_model, _config, delta) {
     for (const [, module] of delta.addedModules) {

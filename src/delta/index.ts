@@ -1,12 +1,17 @@
 // Delta-tuning methods: importing this registers every method.
+// The import order is the registration order: baselines first, Mona last (compare runs them so).
 import './selection.js';
+import './adapters.js';
 import './lora.js';
 import './ssf.js';
-import './adapters.js';
 import './filter-atom.js';
 import './mona.js';
 
-export { applyDelta, attachedDelta, listMethods, matchModules, methodSpec, registerMethod, Delta, DeltaBuilder, FROZEN_PRECISIONS, type FrozenPrecision, type DeltaOptions, type DeltaSummary, type MethodSpec, type OutputAdapter } from './core.js';
+export {
+  applyDelta, attachedDelta, listMethods, matchModules, excludeFrom, methodSpec, methodFacts, methodsFor, inapplicableReason, registerMethod, option, check,
+  planDelta, Delta, DeltaBuilder, StandIn, FrozenBatchNorm2d, FoldedBatchNorm2d, FoldedConv2d, FROZEN_PRECISIONS,
+  type FrozenPrecision, type DeltaOptions, type DeltaPlan, type DeltaSummary, type MethodSpec, type MethodFacts, type OptionSpec, type OptionSchema, type OutputAdapter,
+} from './core/index.js';
 export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
 export { PackedQVLora, type LoraConfig } from './lora.js';
 export { ScaleShift } from './ssf.js';

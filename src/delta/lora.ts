@@ -4,21 +4,22 @@
 // stride, padding and dilation to r channels, B a 1×1 conv back (PEFT's Conv2d geometry).
 // Packed attention projections (torchvision ViT's in_proj, Swin's qkv): LoRA on q and v only.
 // Parameter names follow PEFT's saved layout: `<module>.lora_A.weight`, `<module>.lora_B.weight`.
-import { SLOTS } from '../nn/slots.js';
 import type { Tensor } from '../engine/index.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, Dropout, Linear } from '../nn/layers.js';
 import { MultiheadAttention } from '../nn/attention.js';
 import { release } from '../nn/release.js';
+import { SLOTS } from '../nn/slots.js';
 import { cat, zero_, zeros } from '../ops/index.js';
 import type { VisionModel } from '../models/base.js';
-import { check, matchModules, registerMethod } from './core.js';
+import { matchModules, option, registerMethod } from './core/index.js';
 
 export interface LoraConfig {
   rank: number;
   alpha: number;
   dropout: number;
   targets: string | string[];
+  exclude: string | string[] | null;
 }
 
 /** q and v low-rank updates for a packed [q; k; v] projection of width 3E. */
@@ -72,19 +73,19 @@ function defaultTargets(model: VisionModel): string | string[] {
 registerMethod<LoraConfig>({
   name: 'lora',
   description: 'LoRA on linears and convolutions (q and v of packed attention projections)',
-  configure(raw, model) {
-    check.keys(raw, ['rank', 'alpha', 'dropout', 'targets'], 'lora');
-    const transformer = model.config.kind === 'transformer';
-    return {
-      rank: raw.rank === undefined ? (transformer ? 64 : 8) : check.positiveInt(raw.rank, 'rank', 'lora'),
-      alpha: raw.alpha === undefined ? 1 : check.number(raw.alpha, 'alpha', 'lora', 0, 1e6),
-      dropout: raw.dropout === undefined ? 0 : check.number(raw.dropout, 'dropout', 'lora', 0, 0.999),
-      targets: raw.targets === undefined ? defaultTargets(model) : check.targets(raw.targets, 'targets', 'lora'),
-    };
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 2e-3,
+  options: {
+    rank: option.positiveInt('rank r of each update B·A', (model) => (model.config.kind === 'transformer' ? 64 : 8), '8 on CNNs, 64 on transformers'),
+    alpha: option.number('scale: the update is (alpha / rank)·B·A', 1, 0, 1e6),
+    dropout: option.number("dropout on the update's input while training", 0, 0, 0.999),
+    targets: option.targets<string | string[]>('linears, convolutions or attention projections to adapt', defaultTargets, "the model config's defaultTargets.lora"),
+    exclude: option.exclude(),
   },
   install(model, config, b) {
     const scaling = config.alpha / config.rank;
-    for (const [name, m] of matchModules(model, config.targets, 'lora')) {
+    for (const [name, m] of matchModules(model, config.targets, 'lora', config.exclude)) {
       if (name === model.config.classifier) continue;
       if (m instanceof MultiheadAttention) {
         b.addModule(name, SLOTS.inProjDelta, new PackedQVLora(m.embedDim, config.rank, scaling, config.dropout));

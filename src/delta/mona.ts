@@ -2,11 +2,11 @@
 // (after the attention residual add and after the MLP residual add), one after each CNN block's
 // output (the map form). Only the Mona modules and the head train; frozen BatchNorm runs in eval
 // mode. Not mergeable: Mona applies a GeLU between its projections.
-import { SLOTS } from '../nn/slots.js';
 import type { Tensor } from '../engine/index.js';
 import { release } from '../nn/release.js';
+import { SLOTS } from '../nn/slots.js';
 import type { VisionModel } from '../models/base.js';
-import { check, registerMethod } from './core.js';
+import { check, option, registerMethod } from './core/index.js';
 import { MONA_DEFAULT_HIDDEN, MONA_DEFAULT_KERNELS, MONA_DEFAULT_MERGED, Mona, MonaMap, checkKernels } from './mona-module.js';
 
 export interface MonaConfig {
@@ -33,38 +33,60 @@ export interface MonaConfig {
   lastBlocks: number | null;
 }
 
-function monaHidden(value: unknown): number | 'capped' {
-  if (value === undefined) return MONA_DEFAULT_HIDDEN;
-  if (value === 'capped' || (Number.isInteger(value) && (value as number) > 0)) return value as number | 'capped';
-  throw new Error(`mona: 'hidden' must be a positive integer or 'capped' (min(64, channels) per module), got ${JSON.stringify(value)}`);
-}
-
 registerMethod<MonaConfig>({
   name: 'mona',
   description: 'Mona: multi-cognitive visual adapters (multi-scale depthwise convs) after every block',
-  configure(raw, model) {
-    check.keys(raw, ['hidden', 'kernels', 'scaledNorm', 'dropout', 'merged', 'foldNorm', 'stages', 'lastBlocks'], 'mona');
-    // A single stage or kernel (as `--opt stages=3` gives) is a list of one.
-    if (typeof raw.stages === 'number') raw = { ...raw, stages: [raw.stages] };
-    if (typeof raw.kernels === 'number') raw = { ...raw, kernels: [raw.kernels] };
+  kinds: ['cnn', 'transformer'],
+  // As in the reference code its up-projection is not zero (mona.md): close to the identity at init, not exactly.
+  identityAtInit: false,
+  defaultLr: 2e-3,
+  options: {
+    hidden: {
+      doc: "bottleneck width: a number, or 'capped' for min(64, channels) per module",
+      default: MONA_DEFAULT_HIDDEN,
+      parse(value) {
+        if (value === 'capped' || (Number.isInteger(value) && (value as number) > 0 && (value as number) <= 1 << 20)) return value as number | 'capped';
+        throw new Error(`mona: 'hidden' must be a positive integer or 'capped' (min(64, channels) per module), got ${JSON.stringify(value)}`);
+      },
+    },
+    kernels: {
+      doc: 'depthwise filter sizes, odd (the multi-cognitive scales)',
+      default: [...MONA_DEFAULT_KERNELS],
+      // A single kernel (as `--opt kernels=3` gives) is a list of one.
+      parse: (value) => checkKernels(typeof value === 'number' ? [value] : value, 'mona'),
+    },
+    scaledNorm: option.boolean('the scaled LayerNorm in front (s1·LN(x) + s2·x)', true),
+    dropout: option.number('dropout before the up-projection while training', 0.1, 0, 0.999),
+    merged: option.boolean('run the filter bank as one merged depthwise kernel (identical math)', MONA_DEFAULT_MERGED),
+    foldNorm: {
+      doc: 'fold the scaled LayerNorm into the down-projection (identical math); null: by map width',
+      default: null,
+      parse: (value, key) => (value === null ? null : check.boolean(value, key, 'mona')),
+    },
+    stages: {
+      doc: 'stage indices that get modules; null: all',
+      default: null,
+      parse(value) {
+        // A single stage (as `--opt stages=3` gives) is a list of one; the range is checked against the model.
+        const list = typeof value === 'number' ? [value] : value;
+        if (list === null) return null;
+        if (!Array.isArray(list) || list.length === 0 || !list.every((s) => Number.isInteger(s) && s >= 0)) {
+          throw new Error(`mona: 'stages' must list stage indices (integers from 0), got ${JSON.stringify(value)}`);
+        }
+        return [...(list as number[])];
+      },
+    },
+    lastBlocks: {
+      doc: 'only the last this-many blocks get modules; null: no limit',
+      default: null,
+      parse: (value, key) => (value === null ? null : check.positiveInt(value, key, 'mona')),
+    },
+  },
+  validate(config, model) {
     const stageCount = Math.max(...model.blocks().map((b) => b.stage)) + 1;
-    let stages: number[] | null = null;
-    if (raw.stages !== undefined && raw.stages !== null) {
-      if (!Array.isArray(raw.stages) || raw.stages.length === 0 || !raw.stages.every((s) => Number.isInteger(s) && s >= 0 && s < stageCount)) {
-        throw new Error(`mona: 'stages' must list stage indices in 0..${stageCount - 1} for ${model.config.name}, got ${JSON.stringify(raw.stages)}`);
-      }
-      stages = [...(raw.stages as number[])];
+    if (config.stages && !config.stages.every((s) => s < stageCount)) {
+      throw new Error(`mona: 'stages' must list stage indices in 0..${stageCount - 1} for ${model.config.name}, got ${JSON.stringify(config.stages)}`);
     }
-    return {
-      hidden: monaHidden(raw.hidden),
-      kernels: raw.kernels === undefined ? [...MONA_DEFAULT_KERNELS] : checkKernels(raw.kernels, 'mona'),
-      scaledNorm: raw.scaledNorm === undefined ? true : check.boolean(raw.scaledNorm, 'scaledNorm', 'mona'),
-      dropout: raw.dropout === undefined ? 0.1 : check.number(raw.dropout, 'dropout', 'mona', 0, 0.999),
-      merged: raw.merged === undefined ? MONA_DEFAULT_MERGED : check.boolean(raw.merged, 'merged', 'mona'),
-      foldNorm: raw.foldNorm === undefined || raw.foldNorm === null ? null : check.boolean(raw.foldNorm, 'foldNorm', 'mona'),
-      stages,
-      lastBlocks: raw.lastBlocks === undefined || raw.lastBlocks === null ? null : check.positiveInt(raw.lastBlocks, 'lastBlocks', 'mona'),
-    };
   },
   install(model: VisionModel, config, b) {
     const { stages: _stages, lastBlocks, foldNorm, hidden, ...rest } = config;

@@ -9,7 +9,7 @@ import { noGrad, type Tensor } from '../engine/index.js';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { VisionModel } from '../models/base.js';
-import { applyDelta, type Delta } from './core.js';
+import { applyDelta, matchModules, moduleMatcher, type Delta } from './core/index.js';
 import { PackedQVLora, type LoraConfig } from './lora.js';
 
 const PREFIX = 'base_model.model.';
@@ -71,6 +71,7 @@ export const peftConfigSchema = z.looseObject({
   lora_alpha: finite().refine((v) => v > 0 && v <= 1e6, 'must be in (0, 1e6]'),
   lora_dropout: finite().refine((v) => v >= 0 && v < 1, 'must be in [0, 1)').nullable().optional().transform((v) => v ?? undefined),
   target_modules: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)], { error: 'must be a regular expression or a non-empty list of module names' }),
+  exclude_modules: z.union([z.string().min(1), z.array(z.string().min(1))], { error: 'must be a regular expression or a list of module names' }).nullable().optional(),
   bias: z.enum(['none'], { error: (i) => `'${String(i.input)}' is not supported (only 'none')` }).optional(),
   // Variants that change the math: loading them as plain LoRA would give other outputs without a word.
   use_dora: z.literal(false, { error: 'DoRA adapters are not supported (only plain LoRA)' }).nullable().optional(),
@@ -89,6 +90,29 @@ function applyPeftConfig(model: VisionModel, configPath: string, config: Paramet
   } catch (err) {
     throw new Error(`${configPath}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * The modules a PEFT config adapts: target_modules less exclude_modules. PEFT accepts an
+ * exclude that matches nothing, so this does too (unlike the `exclude` option typed by a user).
+ */
+function peftTargets(model: VisionModel, targets: string | string[], exclude: string | string[] | null, configPath: string): string | string[] {
+  if (exclude === null || exclude.length === 0) return targets;
+  let matched: string[];
+  try {
+    matched = matchModules(model, targets, 'lora').map(([n]) => n);
+  } catch (err) {
+    throw new Error(`${configPath}: ${(err as Error).message}`, { cause: err });
+  }
+  let isExcluded: (name: string) => boolean;
+  try {
+    isExcluded = moduleMatcher(exclude, 'lora', 'exclude_modules');
+  } catch (err) {
+    throw new Error(`${configPath}: ${(err as Error).message}`, { cause: err });
+  }
+  const kept = matched.filter((n) => !isExcluded(n));
+  if (kept.length === 0) throw new Error(`${configPath}: exclude_modules removes every module target_modules selects`);
+  return kept;
 }
 
 /** Reads a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) onto `model`. */
@@ -110,7 +134,7 @@ export function loadPeftLora(model: VisionModel, dir: string): Delta {
       rank: cfg.r,
       alpha: cfg.lora_alpha,
       dropout: cfg.lora_dropout ?? 0,
-      targets: cfg.target_modules,
+      targets: peftTargets(model, cfg.target_modules, cfg.exclude_modules ?? null, configPath),
       ...(headWeight ? { numClasses: headWeight.shape[0] } : {}),
     });
     // A PEFT file without the head keeps this delta's fresh head.

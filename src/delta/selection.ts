@@ -2,7 +2,7 @@
 // trained values are already in the base).
 import { BatchNorm2d, GroupNorm, LayerNorm } from '../nn/layers.js';
 import type { VisionModel } from '../models/base.js';
-import { check, registerMethod, type DeltaBuilder } from './core.js';
+import { option, registerMethod, type DeltaBuilder } from './core/index.js';
 
 /** Base parameter names, without the classifier (each delta brings its own head). */
 export function backboneParameters(model: VisionModel): string[] {
@@ -15,11 +15,12 @@ const noMergeWork = () => {};
 registerMethod<{ trainBatchNormStats: boolean }>({
   name: 'full',
   description: 'full fine-tuning: every parameter trains',
-  configure(raw) {
-    check.keys(raw, ['trainBatchNormStats'], 'full');
-    // BatchNorm statistics update in training (as in ordinary fine-tuning) unless asked not to;
-    // keep them frozen for backbones whose BatchNorm was folded away (see the README).
-    return { trainBatchNormStats: raw.trainBatchNormStats === undefined ? true : check.boolean(raw.trainBatchNormStats, 'trainBatchNormStats', 'full') };
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 1e-3,
+  options: {
+    // As in ordinary fine-tuning; off keeps them frozen, for backbones whose BatchNorm was folded away.
+    trainBatchNormStats: option.boolean('BatchNorm running statistics update while training (as in ordinary fine-tuning)', true),
   },
   install(model, config, b: DeltaBuilder) {
     b.trainBase(backboneParameters(model));
@@ -31,10 +32,10 @@ registerMethod<{ trainBatchNormStats: boolean }>({
 registerMethod<object>({
   name: 'fixed',
   description: 'linear probe: only the head trains',
-  configure(raw) {
-    check.keys(raw, [], 'fixed');
-    return {};
-  },
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 1e-2,
+  options: {},
   install() {},
   merge: noMergeWork,
 });
@@ -42,10 +43,12 @@ registerMethod<object>({
 registerMethod<{ includePositionBias: boolean }>({
   name: 'bitfit',
   description: "BitFit: every backbone parameter whose name contains 'bias'",
-  configure(raw) {
-    check.keys(raw, ['includePositionBias'], 'bitfit');
-    // The reference's substring match also catches Swin's relative_position_bias_table: on by default, explicit here.
-    return { includePositionBias: raw.includePositionBias === undefined ? true : check.boolean(raw.includePositionBias, 'includePositionBias', 'bitfit') };
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 5e-3,
+  options: {
+    // The reference's substring match also catches it: on by default, explicit here.
+    includePositionBias: option.boolean("also Swin's relative_position_bias_table (the reference's substring match catches it)", true),
   },
   install(model, config, b) {
     const names = backboneParameters(model).filter((n) => n.includes('bias') && (config.includePositionBias || !n.includes('relative_position_bias')));
@@ -58,10 +61,10 @@ registerMethod<{ includePositionBias: boolean }>({
 registerMethod<object>({
   name: 'normtuning',
   description: "NormTuning: every norm layer's parameters (names containing 'norm', and BatchNorm/LayerNorm/GroupNorm affine)",
-  configure(raw) {
-    check.keys(raw, [], 'normtuning');
-    return {};
-  },
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 5e-3,
+  options: {},
   install(model, _config, b) {
     const head = `${model.config.classifier}.`;
     const names = new Set(backboneParameters(model).filter((n) => n.includes('norm')));
@@ -80,12 +83,15 @@ registerMethod<object>({
 registerMethod<{ blocks: number }>({
   name: 'partial',
   description: 'Partial-k: only the last k blocks (default 1) and the head train',
-  configure(raw, model) {
-    check.keys(raw, ['blocks'], 'partial');
-    const blocks = raw.blocks === undefined ? 1 : check.positiveInt(raw.blocks, 'blocks', 'partial');
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 1e-3,
+  options: {
+    blocks: option.positiveInt('how many of the last residual blocks train', 1),
+  },
+  validate({ blocks }, model) {
     const available = model.blocks().length;
     if (blocks > available) throw new Error(`partial: 'blocks' is ${blocks} but ${model.config.name} has ${available} blocks`);
-    return { blocks };
   },
   install(model, config, b) {
     const chosen = model.blocks().slice(-config.blocks).map((blk) => `${blk.name}.`);

@@ -8,7 +8,7 @@ import { BatchNorm2d, Conv2d, LayerNorm, LayerNorm2d, Linear } from '../nn/layer
 import { Parameter } from '../nn/parameter.js';
 import { ones, zeros } from '../ops/index.js';
 import type { VisionModel } from '../models/base.js';
-import { check, matchModules, registerMethod } from './core.js';
+import { matchModules, option, registerMethod } from './core/index.js';
 
 /** Holds one layer's scale and shift; `dim` is the channel dimension of its output. */
 export class ScaleShift extends Module {
@@ -38,16 +38,19 @@ function channelsOf(m: Module<any, any>): [channels: number, dim: number] | null
   return null;
 }
 
-registerMethod<{ targets: string | string[] }>({
+registerMethod<{ targets: string | string[]; exclude: string | string[] | null }>({
   name: 'ssf',
   description: 'SSF: per-channel scale and shift after each norm and biased linear/conv (mergeable)',
-  configure(raw) {
-    check.keys(raw, ['targets'], 'ssf');
-    return { targets: raw.targets === undefined ? '.*' : check.targets(raw.targets, 'targets', 'ssf') };
+  kinds: ['cnn', 'transformer'],
+  identityAtInit: true,
+  defaultLr: 5e-3,
+  options: {
+    targets: option.targets<string | string[]>('modules to scale and shift (those that are norms or biased linears/convs)', '.*'),
+    exclude: option.exclude(),
   },
   install(model: VisionModel, config, b) {
     let count = 0;
-    for (const [name, m] of matchModules(model, config.targets, 'ssf')) {
+    for (const [name, m] of matchModules(model, config.targets, 'ssf', config.exclude)) {
       if (name === model.config.classifier || name.startsWith(`${model.config.classifier}.`)) continue;
       const c = channelsOf(m);
       if (!c) continue;

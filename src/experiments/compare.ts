@@ -43,7 +43,7 @@ async function run(kind: ExperimentResults['kind'], variants: Variant[], o: Expe
     budget:
       budget(o.base) +
       `; seeds ${o.seeds.join(', ')}` +
-      (o.lr ? `; lr ${o.lr}` : '; per-method learning rates (DEFAULT_LR)') +
+      (o.lr ? `; lr ${o.lr}` : "; each method's own learning rate (the registry's defaultLr)") +
       (o.methodLr ? `, except ${Object.entries(o.methodLr).map(([m, lr]) => `${m} ${lr}`).join(', ')}` : ''),
     commands: [o.command],
     runs,

@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readRunSummary } from './files.js';
+import { listMethods, methodFacts } from '../delta/index.js';
 import { readRunConfig } from '../train/run-config.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,13 +24,8 @@ export interface Variant {
   overrides?: Partial<TuneOptions>;
 }
 
-/** The learning rates each method trains well with under AdamW on small transfer tasks (override with --lr). */
-export const DEFAULT_LR: Record<string, number> = {
-  full: 1e-3, fixed: 1e-2, bitfit: 5e-3, normtuning: 5e-3, partial: 1e-3, adapter: 2e-3, adaptformer: 2e-3, lora: 2e-3,
-  ssf: 5e-3, 'conv-adapter': 2e-3, 'filter-atom': 2e-3, mona: 2e-3,
-};
-
-export const DEFAULT_METHODS = ['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'adapter', 'adaptformer', 'lora', 'ssf', 'conv-adapter', 'filter-atom', 'mona'];
+/** Every registered method, baselines first (the registry's order). */
+export const DEFAULT_METHODS = listMethods('registration');
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
@@ -117,7 +113,7 @@ export async function runGrid(options: GridOptions): Promise<{ runs: RunRecord[]
         ...options.base,
         method: variant.method,
         methodOptions: variant.methodOptions ?? {},
-        lr: options.lr ?? DEFAULT_LR[variant.method] ?? 1e-3,
+        lr: options.lr ?? methodFacts(variant.method).defaultLr,
         ...variant.overrides,
         seed,
         out: runDir,

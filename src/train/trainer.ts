@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Tensor, manualSeed, noGrad, peakRssMiB, tidy } from '../engine/index.js';
 import { crossEntropy } from '../ops/loss.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { Delta } from '../delta/core.js';
+import type { Delta } from '../delta/core/index.js';
 import { saveDelta, type SaveDeltaOptions } from '../delta/files.js';
 import { AdamW, SGD, type Optimizer, type ParamGroup } from './optim.js';
 import { cosineLr, checkSchedule, type CosineSchedule } from './schedule.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdamW, BatchNorm2d, GroupNorm, LayerNorm, type Module, SwinTransformer, VisionTransformer, applyDelta, crossEntropy, createModel, keep, listMethods, loadDelta, manualSeed,
-  memoryStats, modelConfig, noGrad, randint, randn, saveDelta, tidy, type Delta, type ModelConfig, type Tensor, type VisionModel,
+  memoryStats, methodFacts, modelConfig, noGrad, randint, randn, saveDelta, tidy, type Delta, type ModelConfig, type Tensor, type VisionModel,
 } from '../../src/index.js';
 import { assertClose, runOracle } from '../helpers.js';
 
@@ -46,10 +46,6 @@ const expectedBase: Record<string, (name: string, owner: Module<any, any>) => bo
   lora: () => false,
   ssf: () => false,
 };
-const mergeable = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf', 'filter-atom']);
-const identityAtInit = new Set(['full', 'fixed', 'bitfit', 'normtuning', 'partial', 'lora', 'ssf', 'adapter', 'adaptformer', 'conv-adapter', 'filter-atom']);
-/** Methods defined for one kind of backbone only; elsewhere they must refuse clearly. */
-const onlyFor: Record<string, 'cnn' | 'transformer'> = { adapter: 'transformer', adaptformer: 'transformer', 'conv-adapter': 'cnn', 'filter-atom': 'cnn' };
 
 function forward(model: VisionModel, x: Tensor): Tensor {
   model.eval();
@@ -75,11 +71,15 @@ for (const [familyName, family] of Object.entries(families)) {
   for (const method of listMethods()) {
     test(`${method} on ${familyName}`, () => {
       manualSeed(3);
-      const kind = familyName === 'resnet18' ? 'cnn' : 'transformer';
-      if (onlyFor[method] && onlyFor[method] !== kind) {
+      // The registry's facts are what this test holds each method to.
+      const facts = methodFacts(method);
+      const probe = family.make();
+      const kind = probe.config.kind;
+      probe.dispose();
+      if (!facts.kinds.includes(kind)) {
         const m = family.make();
         try {
-          assert.throws(() => applyDelta(m, { method }), /applies to/);
+          assert.throws(() => applyDelta(m, { method }), (err: Error) => /applies to/.test(err.message) && err.message.includes(m.config.name));
         } finally {
           m.dispose();
         }
@@ -108,7 +108,8 @@ for (const [familyName, family] of Object.entries(families)) {
 
         // Equal up to float32 rounding: frozen BatchNorm is folded into its conv, and filter-atom
         // rebuilds each kernel from its SVD.
-        if (identityAtInit.has(method)) assertClose(forward(model, x), base, { rtol: 0, atol: 2e-5, what: 'output at init' });
+        if (facts.identityAtInit) assertClose(forward(model, x), base, { rtol: 0, atol: 2e-5, what: 'output at init' });
+        else assert.ok(tidy(() => forward(model, x).sub(base).abs().max().item()) > 0, 'the registry says it is not the identity at init');
 
         // One backward: gradients reach exactly the trainable parameters.
         tidy(() => {
@@ -138,7 +139,7 @@ for (const [familyName, family] of Object.entries(families)) {
         assertClose(forward(fresh, x), tuned, { rtol: 1e-6, atol: 1e-6, what: 'loaded delta' });
         loaded.dispose();
 
-        if (mergeable.has(method)) {
+        if (facts.mergeable) {
           const merged = delta.merge();
           assertClose(forward(merged, x), tuned, { rtol: 1e-5, atol: 2e-5, what: 'merged model' });
           assert.equal(merged.parameters().every((p) => p.requiresGrad), true, 'a merged model is an ordinary model');
