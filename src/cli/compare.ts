@@ -1,8 +1,7 @@
 // `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
 // ablation under one budget and several seeds, with a report (markdown, plots, HTML).
-import { FROZEN_PRECISIONS, applyDelta, listMethods } from '../delta/index.js';
-import { createModel, listModels, modelConfig } from '../models/index.js';
-import { withoutInitialisation } from '../nn/init.js';
+import { FROZEN_PRECISIONS, inapplicableReason, listMethods } from '../delta/index.js';
+import { listModels, modelConfig } from '../models/index.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
 import { DEFAULT_METHODS, type ExperimentBase } from '../experiments/runner.js';
 import { UsageError } from './errors.js';
@@ -123,28 +122,17 @@ export async function runCompare(argv: string[]): Promise<void> {
   let skipped = new Map<string, string>();
   if (!given) {
     // The default list, less the methods that do not apply to this family (the transformer adapters on a CNN, ...).
-    skipped = inapplicable(o.base.model, methods, perMethod);
+    skipped = inapplicable(o.base.model, methods);
     for (const [m, why] of skipped) console.log(`skipping ${m}: ${why}`);
     methods = methods.filter((m) => !skipped.has(m));
   }
   finish(await compareMethods(methods, o, perMethod, skipped), o.outDir);
 }
 
-function inapplicable(model: string, methods: string[], options: Record<string, Record<string, unknown>>): Map<string, string> {
-  const out = new Map<string, string>();
-  const m = withoutInitialisation(() => createModel(model, { numClasses: 2 }));
-  try {
-    for (const method of methods) {
-      try {
-        applyDelta(m, { method, numClasses: 2, ...(options[method] ?? {}) }).dispose();
-      } catch (err) {
-        out.set(method, (err as Error).message.split('\n')[0]!);
-      }
-    }
-  } finally {
-    m.dispose();
-  }
-  return out;
+/** The default methods that do not apply to the model's kind, with the registry's reason. */
+function inapplicable(model: string, methods: string[]): Map<string, string> {
+  const config = modelConfig(model);
+  return new Map(methods.map((m) => [m, inapplicableReason(m, config)] as const).filter((e): e is [string, string] => e[1] !== null));
 }
 
 export async function runAblate(argv: string[]): Promise<void> {

@@ -8,7 +8,7 @@ test('every method applies to mobilenet_v2 with its defaults, or refuses saying 
   const model = createModel('mobilenet_v2', { numClasses: 4 });
   model.eval();
   for (const method of listMethods()) {
-    const refusal = { 'conv-adapter': /no k×k \(k > 1\) convolution/, adapter: /applies to transformer blocks/, adaptformer: /applies to transformer blocks/ }[method];
+    const refusal = { 'conv-adapter': /no k×k \(k > 1\) convolution/, adapter: /applies to transformers; mobilenet_v2 is a CNN/, adaptformer: /applies to transformers; mobilenet_v2 is a CNN/ }[method];
     if (refusal) {
       assert.throws(() => applyDelta(model, { method, numClasses: 4 }), refusal, method);
       continue;

@@ -23,7 +23,9 @@ export interface OutputAdapter {
 /**
  * A module standing in for another in the model tree (as PEFT replaces target layers): it holds
  * the original's parameters, buffers, children and hooks under the same names, so dotted names,
- * state dicts and parameter counts do not change, and computes its own forward.
+ * state dicts and parameter counts do not change, and computes its own forward. The original's
+ * other attributes (a convolution's channels, a norm's eps) read through, as PEFT's layers
+ * forward attribute access to their base layer, so code that inspects the tree keeps working.
  */
 export abstract class StandIn<M extends Module<any, any> = Module<any, any>> extends Module {
   declare readonly original: M;
@@ -32,6 +34,10 @@ export abstract class StandIn<M extends Module<any, any> = Module<any, any>> ext
     super();
     Object.defineProperty(this, 'original', { value: original, enumerable: false });
     this.adoptMembers(original);
+    for (const key of Reflect.ownKeys(original)) {
+      if (typeof key !== 'string' || key in this) continue;
+      Object.defineProperty(this, key, { get: () => (original as unknown as Record<string, unknown>)[key], enumerable: false, configurable: true });
+    }
   }
 }
 
