@@ -2,12 +2,13 @@
 //
 // Training allocates and frees the same large activations every step. Through glibc they either
 // come from fresh mmaps that page-fault in again every step, or (kept on the heap) they fragment it:
-// a tiny ViT's training loop with ~1.2 GiB live reached 5 GiB of RSS in 100 steps with glibc's
+// a tiny ViT's training loop grew to several times its live bytes in resident memory, with glibc's
 // defaults and with every mallopt setting tried. Here each block of kLargeBytes or more is its own
 // mmap, and a freed block is kept for a later request of the same size, as PyTorch's CUDA caching
 // allocator does, so steady training reuses warm pages and gives nothing to fragmentation (that
-// loop: 1.28 GiB flat). Smaller blocks stay with libtorch's default allocator. oneDNN's scratch
-// memory comes through here too (PyTorch registers the CPU allocator with ideep).
+// loop stays flat; figures: docs/performance.md#caching-cpu-allocator). Smaller blocks stay with
+// libtorch's default allocator. oneDNN's scratch memory comes through here too (PyTorch registers
+// the CPU allocator with ideep).
 //
 // Bounds: the cache holds at most max(1 GiB, 1.25 × the peak of large live bytes) and at most
 // DELTATUNE_CPU_CACHE_MB if set, dropping the oldest freed blocks first. DELTATUNE_CPU_CACHE_MB=0
@@ -56,7 +57,8 @@ State& state() {
 
 // A step needs, of each size, as many blocks as it holds at once at that size's busiest moment;
 // those moments differ, so the sum over sizes exceeds the step's peak. A quarter more than the peak
-// covered it in the models tried (at exactly the peak, a tiny ViT's step re-faulted 4 blocks).
+// covered it in the models tried (at exactly the peak, a tiny ViT's step re-faulted blocks:
+// docs/performance.md#caching-cpu-allocator).
 // An eval forward holds little at once but walks through many sizes, so the bound is at least
 // kCacheFloor.
 size_t cacheBound(const State& s) {
@@ -126,7 +128,8 @@ struct CachingCpuAllocator final : public c10::Allocator {
       // Exact sizes only: a training step repeats the same requests, and handing a larger block
       // to a smaller request would leave the larger request of the same step without one. Of
       // equal sizes the last freed (last in its range) goes first: its lines are likely still in
-      // the CPU's caches (taking the oldest made a MobileNetV2 forward 20% slower).
+      // the CPU's caches (taking the oldest made a MobileNetV2 forward measurably slower:
+      // docs/performance.md#caching-cpu-allocator).
       auto [first, last] = s.cached.equal_range(size);
       if (first != last) {
         auto it = std::prev(last);

@@ -5,8 +5,8 @@
 // deltatune::trainable_conv2d — conv2d for a weight or bias that trains, with two of oneDNN's slow
 // backward paths replaced: the bias gradient is a sum, and a depthwise kernel wider than 3 columns
 // (stride 1, 'same' padding) gets its weight gradient from k×3 column bands, each against the input
-// shifted sideways — oneDNN computes a 3-column depthwise weight gradient ~15× faster than a
-// 7-column one ([8,64,56,56] channels-last: 7×7 9 ms, 7×3 0.55 ms).
+// shifted sideways — oneDNN computes a 3-column depthwise weight gradient far faster than a
+// 7-column one (figures: docs/performance.md#trainable-convolutions).
 //
 // deltatune::mona_folded_project — z = W1·(LN(x)·s1 + x·s2) + b1 with the scaled LayerNorm folded
 // into the projection (see MonaBase.foldedProject1): one 1×1 conv of x with the stacked weights
@@ -64,9 +64,10 @@ bool bandsApply(const at::Tensor& input, const at::Tensor& weight, at::IntArrayR
          padding[0] == (kh - 1) / 2 && padding[1] == (kw - 1) / 2 && input.size(3) >= kw;
 }
 
-// conv2d whose weight or bias trains. aten's backward has oneDNN compute the bias gradient, ~3 ms
-// more than a plain sum for [8,256,56,56] (a sum: 1 ms), and a wide depthwise kernel's weight
-// gradient slowly (above); this backward sums for the bias and uses the bands where they apply.
+// conv2d whose weight or bias trains. aten's backward has oneDNN compute the bias gradient, several
+// times slower than a plain sum (docs/performance.md#trainable-convolutions), and a wide depthwise
+// kernel's weight gradient slowly (above); this backward sums for the bias and uses the bands
+// where they apply.
 struct TrainableConv2d : public torch::autograd::Function<TrainableConv2d> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const at::Tensor& weight,
                             const c10::optional<at::Tensor>& bias, std::vector<int64_t> stride,

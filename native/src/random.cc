@@ -1,8 +1,8 @@
 // deltatune::dropout_mask — dropout's keep mask, scaled: 1/(1−p) with probability 1−p, else 0, in
-// `like`'s shape and layout. libtorch draws uniform_/bernoulli_ on one thread (mt19937; ~4 ms for a
-// [8,64,56,56] map here, a fifth of a Mona module's forward+backward); this draws fixed-size chunks
-// in parallel, each from its own generator seeded from the default one, so the mask depends on the
-// seed (manualSeed) and not on the thread count.
+// `like`'s shape and layout. libtorch draws uniform_/bernoulli_ on one thread (mt19937), a large
+// share of a Mona module's forward+backward (docs/performance.md#dropout-masks); this draws
+// fixed-size chunks in parallel, each from its own generator seeded from the default one, so the
+// mask depends on the seed (manualSeed) and not on the thread count.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>

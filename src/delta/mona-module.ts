@@ -53,9 +53,9 @@ import { noGrad } from '../engine/index.js';
 export const MONA_DEFAULT_KERNELS: readonly number[] = Object.freeze([3, 5, 7]);
 export const MONA_DEFAULT_HIDDEN = 64;
 /**
- * Whether MonaOp runs merged by default. Forward+backward, float32, 2 threads, interleaved medians
- * (shared machine, ±15%): MonaOp on [8,64,56,56] channels-last (its layout inside Mona) 48 ms plain
- * vs 28 ms merged, NCHW-contiguous 100 vs 56 ms; a whole Mona on [8,3136,96], hw 56×56: 101 vs 80 ms.
+ * Whether MonaOp runs merged by default: merged is the faster form forward+backward, channels-last
+ * (its layout inside Mona) and NCHW alike, and so is a whole Mona with it
+ * (docs/performance.md#mona-merged-depthwise-kernels).
  */
 export const MONA_DEFAULT_MERGED = true;
 
@@ -67,7 +67,8 @@ export interface MonaOpOptions {
    * zero-padded to that size, plus 1 at the centre for the residual Z) and the mean of the biases,
    * run a single conv, then the 1×1 projector as one conv with weight W + I (its residual folded
    * in). false: the reference's literal computation (one conv per kernel, mean, add; 1×1 conv, add).
-   * Same outputs and gradients to float32 rounding; merged is ~1.5–2× faster (forward+backward).
+   * Same outputs and gradients to float32 rounding; merged is faster forward+backward (one conv
+   * instead of one per kernel; docs/performance.md#mona-merged-depthwise-kernels).
    * In merged mode the conv submodules' weights are used directly (their forward hooks do not run).
    */
   merged?: boolean;
@@ -86,10 +87,10 @@ export interface MonaOptions extends MonaOpOptions {
    * Fold the scaled LayerNorm into project1 (see MonaBase.foldedProject1; same math): the C-wide
    * LayerNorm output is neither made nor kept, at the price of a 2d-wide instead of d-wide first
    * projection, so it pays where C is large against d. Default: for MonaMap, true when C ≥ 4d
-   * (ResNet-50 at 224, batch 8, channels-last: 0.87× the training peak of the literal form at the
-   * same time; NCHW: a layer-1 module 121 vs 172 ms), false below (MobileNetV2's 16–320 channels,
-   * NCHW, batch 32 at 160 px: folded modules 1.3–1.8× slower); for Mona (tokens) false (Swin-T:
-   * folded steps ~3–12% slower, its first stage has C = 96 < 2d).
+   * (ResNet-50: a lower training peak than the literal form at the same speed, and faster in
+   * NCHW), false below (MobileNetV2's 16–320 channels: the wider projection makes folded modules
+   * slower); for Mona (tokens) false (Swin-T steps are slower folded: its first stage has
+   * C = 96 < 2d). Figures: docs/performance.md#mona-folded-layernorm.
    */
   foldNorm?: boolean;
 }
@@ -316,8 +317,8 @@ export abstract class MonaBase<In extends unknown[]> extends Module<In, Tensor> 
     const z = (this.foldNorm && this.scaledNorm ? this.foldedProject1(x) : null) ?? this.literalProject1(x);
     const p = this.adapter_conv.call(z);
     release(z);
-    // GELU and dropout on the NHWC view when p is channels-last: element-wise kernels run ~5× faster
-    // over memory in order (GELU on [8,64,56,56]: 0.5 vs 2.9 ms).
+    // GELU and dropout on the NHWC view when p is channels-last: element-wise kernels run several
+    // times faster over memory in order (docs/performance.md#mona-element-wise-ops-and-sums).
     const nhwc = p.isContiguous('channelsLast');
     const pView = nhwc ? p.permute([0, 2, 3, 1]) : p;
     const g = gelu(pView);
@@ -374,7 +375,7 @@ export abstract class MonaBase<In extends unknown[]> extends Module<In, Tensor> 
     const norm = this.norm!;
     const stats = noGrad(() => {
       // Per position: μ = mean(x), σ² = ‖x‖²/C − μ² (two fast reductions; libtorch's var_mean over
-      // the channel axis runs ~10× slower here).
+      // the channel axis is far slower here: docs/performance.md#mona-folded-layernorm).
       const mu = x.mean([-1], { keepdim: true }); // [B,H,W,1]
       const l2 = vectorNorm(x, 2, -1, { keepdim: true });
       const muSquare = mu.square();
@@ -516,7 +517,8 @@ export class MonaMap extends MonaBase<[x: Tensor]> {
     release(nhwc);
     // The sum must take x's memory format (NCHW-contiguous for an NCHW input). When the branch
     // output already has it (channels-last x), add x into it in place: the projection output is
-    // not needed by backward, and an in-place add into a fresh buffer is ~1.5× faster than a new sum.
+    // not needed by backward, and an in-place add into a fresh buffer is faster than a new sum
+    // (docs/performance.md#mona-element-wise-ops-and-sums).
     const sameLayout = x.isContiguous('channelsLast') ? up.isContiguous('channelsLast') : x.isContiguous() && up.isContiguous();
     if (sameLayout) return up.add_(x);
     const out = x.add(up);

@@ -28,7 +28,8 @@ export function cudaAvailable(): boolean {
 
 /**
  * libtorch's own description of its build and parallel settings, plus the BLAS library this
- * process actually loaded (Debian's reference BLAS is ~17x slower than OpenBLAS for matmul).
+ * process actually loaded (Debian's reference BLAS is an order of magnitude slower than OpenBLAS
+ * for matmul: docs/performance.md#blas).
  */
 export function engineInfo(): { cuda: boolean; parallel: string; config: string; blas: string } {
   return { ...native.buildInfo(), blas: loadedBlas() };

@@ -24,10 +24,11 @@ export const logSoftmax = (a: Tensor, dim: number): Tensor => T('aten::log_softm
 export function dropout(a: Tensor, p = 0.5, training = true): Tensor {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);
   if (!training || p === 0 || p === 1) return T('aten::dropout', [a, p, training]);
-  // aten::dropout draws its mask with bernoulli_, serially (~6 ns an element: 10 ms for a
-  // [8,64,56,56] map). deltatune::dropout_mask draws the same Bernoulli(1−p) keep mask, already
-  // scaled by 1/(1−p), in parallel chunks (native/src/random.cc); out = a·mask, and autograd keeps
-  // the float mask (4 bytes an element; native_dropout keeps 1), for one multiply fewer each way.
+  // aten::dropout draws its mask with bernoulli_, serially: milliseconds for one of Mona's maps
+  // (docs/performance.md#dropout-masks). deltatune::dropout_mask draws the same Bernoulli(1−p)
+  // keep mask, already scaled by 1/(1−p), in parallel chunks (native/src/random.cc); out = a·mask,
+  // and autograd keeps the float mask (4 bytes an element; native_dropout keeps 1), for one
+  // multiply fewer each way.
   const mask = noGrad(() => T('deltatune::dropout_mask', [a, p]));
   const out = a.mul(mask);
   mask.dispose();

@@ -40,8 +40,9 @@ export function conv2d(input: Tensor, weight: Tensor, bias: Tensor | null = null
     return T('deltatune::frozen_conv2d', [input, weight, bias, stride, padding, dilation, groups]);
   }
   // A trainable bias, or a trainable depthwise kernel wider than 3: the same convolution with a
-  // faster backward (native/src/fused.cc): oneDNN's bias gradient costs ~3× a sum, and its weight
-  // gradient for a 7-wide depthwise kernel ~15× a 3-wide one's.
+  // faster backward (native/src/fused.cc): oneDNN's bias gradient costs more than a sum, and its
+  // weight gradient for a 7-wide depthwise kernel far more than for a 3-wide one
+  // (docs/performance.md#trainable-convolutions).
   if (input.ndim === 4 && isGradEnabled() && (bias?.requiresGrad || (weight.requiresGrad && groups > 1 && weight.ndim === 4 && weight.size(3) > 3))) {
     return T('deltatune::trainable_conv2d', [input, weight, bias, stride, padding, dilation, groups]);
   }
