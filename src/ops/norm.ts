@@ -17,6 +17,11 @@ export function batchNorm(input: Tensor, runningMean: Tensor | null, runningVar:
   if (!training && (runningMean === null || runningVar === null)) {
     throw new TypeError('batchNorm: evaluation (training=false) needs runningMean and runningVar');
   }
+  // As torch.nn.functional.batch_norm: one value per channel has no variance (its unbiased
+  // estimate, stored in runningVar, would be NaN and poison every later evaluation).
+  if (training && input.ndim >= 2 && input.shape.reduce((n, d, i) => (i === 1 ? n : n * d), 1) === 1) {
+    throw new RangeError(`batchNorm: expected more than 1 value per channel when training, got input size [${input.shape.join(', ')}]`);
+  }
   const weight = options.weight ?? null;
   const bias = options.bias ?? null;
   if (!training && !weight?.requiresGrad && !bias?.requiresGrad && input.requiresGrad && input.ndim >= 2 && isGradEnabled()) {

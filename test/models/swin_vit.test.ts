@@ -10,7 +10,7 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, memoryStats, noGrad, randn, tidy } from '../../src/index.js';
-import { createModel, modelConfig } from '../../src/models/registry.js';
+import { createModel, listModels, modelConfig } from '../../src/models/registry.js';
 import { SwinTransformer, swinFromTimm } from '../../src/models/swin.js';
 import { VisionTransformer } from '../../src/models/vit.js';
 import type { VisionModel } from '../../src/models/base.js';
@@ -344,4 +344,9 @@ describe('a small Swin', () => {
       vit.dispose();
     }
   });
+});
+
+test('every registered transformer has an oracle case (CNNs: test/models/parity.test.ts)', () => {
+  const transformers = listModels().filter((n) => modelConfig(n).kind === 'transformer');
+  assert.deepEqual(transformers.filter((n) => !(n in oracle)), []);
 });

@@ -217,3 +217,15 @@ test('dispose frees every parameter and buffer', () => {
   net.dispose();
   assert.equal(memoryStats().liveHandles, before);
 });
+
+test('BatchNorm2d refuses to train on one value per channel, as torch does, and keeps its statistics', () => {
+  const bn = new BatchNorm2d(3);
+  bn.train();
+  const x = randn([1, 3, 1, 1]);
+  assert.throws(() => bn.call(x), /batchNorm: expected more than 1 value per channel when training, got input size \[1, 3, 1, 1\]/);
+  assert.equal(tidy(() => bn.running_var!.sub(1).abs().max().item()), 0, 'running_var untouched');
+  bn.eval();
+  assert.deepEqual([...bn.call(x).shape], [1, 3, 1, 1], 'evaluation uses the running statistics');
+  x.dispose();
+  bn.dispose();
+});

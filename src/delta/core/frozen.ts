@@ -21,7 +21,8 @@ export type FrozenPrecision = 'float32' | 'bfloat16';
 export const FROZEN_PRECISIONS: readonly FrozenPrecision[] = ['float32', 'bfloat16'];
 
 // cin·cout/(cin+cout): a 1×1 convolution's multiply-adds per element it reads or writes, which is
-// what the casts to and from bfloat16 cost. Measured on MobileNetV2 (docs/performance.md).
+// what the casts to and from bfloat16 cost; below this they cost more than the faster arithmetic
+// saves (docs/performance.md#frozen-convolutions-in-bfloat16).
 const BF16_MIN_INTENSITY = 100;
 
 /** A BatchNorm that always normalises with its running statistics (eval mode, whatever `training` says). */
@@ -99,8 +100,8 @@ export class FoldedConv2d extends StandIn<Conv2d> {
 /**
  * `w` in the input's memory format, converted once and kept (the old layout is freed): oneDNN
  * otherwise reorders a weight whose layout differs from the input's on every call, forward and
- * backward. The fold is made when the delta is attached, so a model switched to channels-last
- * afterwards would otherwise keep NCHW folded weights.
+ * backward (docs/performance.md#frozen-weight-layout). The fold is made when the delta is attached,
+ * so a model switched to channels-last afterwards would otherwise keep NCHW folded weights.
  */
 function laidOutFor(w: Tensor, x: Tensor): Tensor {
   if (x.ndim !== 4 || w.ndim !== 4) return w;
