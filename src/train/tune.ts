@@ -2,7 +2,7 @@
 // API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, extname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { cpuHasNativeBfloat16, manualSeed, noGrad, tidy } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
@@ -11,43 +11,13 @@ import { readRunConfig, type DataFingerprint } from './run-config.js';
 import { createModel, listModels, modelConfig } from '../models/index.js';
 import type { ModelConfig, VisionModel } from '../models/base.js';
 import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
-import {
-  ArrayDataset, CsvList, DataLoader, ImageFiles, ImageFolder, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
-  type Dataset, type TransformOptions,
-} from '../data/index.js';
+import { DataLoader, ImageFiles, evalTransform, trainTransform, type Dataset, type TransformOptions } from '../data/index.js';
+import { BUILTIN_DATA, absoluteDataSpec, openData, openOne, type DataOptions, type DataSplit } from '../data/spec.js';
 import { resolveTransform } from '../data/transforms.js';
 import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
 import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
 import { createProgress, type ProgressMode } from './progress.js';
 import type { EvalMetrics } from './metrics.js';
-
-export interface DataOptions {
-  /** 'fashion-mnist', 'mnist', a folder (ImageFolder; with train/ and val|validation|test/ inside, those are the split) or a .csv list. */
-  data: string;
-  /** A separate validation set (same forms as `data`); otherwise split off by seed. */
-  valData?: string;
-  /** Fraction held out for validation when the data has no split (default 0.1). */
-  valSplit?: number;
-  imageSize?: number;
-  batchSize?: number;
-  seed?: number;
-  /** 'default': RandomResizedCrop + flip for photos, none for digit-like arrays; 'none': eval transform for training too. */
-  augment?: 'default' | 'none';
-  colorJitter?: number;
-  mixup?: number;
-  cutmix?: number;
-  onBadImage?: 'skip' | 'fail';
-  /** Images decoded at once. */
-  workers?: number;
-  /**
-   * Train in channels-last layout: 4-D weights and image batches with NHWC strides, which oneDNN
-   * convolves without reordering (MobileNetV2 full fine-tuning ~1.25× faster per step). `tune()`
-   * defaults it to on for the CNN families (resnet, mobilenet_v2, convnext) and off for
-   * transformers, where only the patch embedding is a convolution; `makeLoaders` alone takes it as
-   * given. Results match NCHW to float rounding.
-   */
-  channelsLast?: boolean;
-}
 
 export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
   model: string;
@@ -87,60 +57,6 @@ function pickTrainOptions(options: TuneOptions): Omit<TrainOptions, 'seed'> {
   const out: Record<string, unknown> = {};
   for (const k of TRAIN_KEYS) if (options[k] !== undefined) out[k] = options[k];
   return out as unknown as Omit<TrainOptions, 'seed'>;
-}
-
-export interface DataSplit {
-  train: Dataset;
-  val: Dataset | null;
-  classes: readonly string[];
-  /** True for in-memory same-size image arrays (digits), which are resized whole, never cropped. */
-  arrays: boolean;
-}
-
-const BUILTIN_DATA = ['fashion-mnist', 'fashion-mnist:train', 'fashion-mnist:test', 'mnist'];
-
-/** A data spec with its path made absolute (built-in names stay as they are), so a run resumes from any folder. */
-export function absoluteDataSpec(spec: string): string {
-  return BUILTIN_DATA.includes(spec) ? spec : resolve(spec);
-}
-
-function openOne(spec: string, what: string): Dataset {
-  if (spec === 'fashion-mnist' || spec === 'fashion-mnist:train') return fashionMnist({ split: 'train' });
-  if (spec === 'fashion-mnist:test') return fashionMnist({ split: 'test' });
-  if (spec === 'mnist') return mnist();
-  if (!existsSync(spec)) throw new Error(`${what} '${spec}' is not a file, a folder, or one of fashion-mnist, fashion-mnist:test, mnist`);
-  if (statSync(spec).isDirectory()) return new ImageFolder(spec);
-  if (extname(spec).toLowerCase() === '.csv') return new CsvList(spec);
-  throw new Error(`${what} '${spec}' is a file but not a .csv list; give a folder (one subfolder per class) or a .csv of path,label`);
-}
-
-/** Resolves data specs into a train/validation pair with consistent classes. */
-export function openData(options: DataOptions): DataSplit {
-  const seed = options.seed ?? 0;
-  const valSplit = options.valSplit ?? 0.1;
-  if (!(valSplit >= 0 && valSplit < 1)) throw new RangeError(`valSplit must be in [0, 1), got ${valSplit}`);
-  let train: Dataset;
-  let val: Dataset | null = null;
-  const { data } = options;
-  if (options.valData) {
-    train = openOne(data, 'data');
-    val = openOne(options.valData, 'val-data');
-  } else if (data === 'fashion-mnist') {
-    train = fashionMnist({ split: 'train' });
-    val = fashionMnist({ split: 'test' });
-  } else if (existsSync(join(data, 'train')) && statSync(join(data, 'train')).isDirectory()) {
-    train = new ImageFolder(join(data, 'train'));
-    const v = ['val', 'validation', 'test'].map((n) => join(data, n)).find((p) => existsSync(p) && statSync(p).isDirectory());
-    val = v ? new ImageFolder(v) : null;
-  } else {
-    train = openOne(data, 'data');
-  }
-  if (!val && valSplit > 0) ({ train, val } = splitDataset(train, { valFraction: valSplit, seed }));
-  if (val && val.classes.join('\n') !== train.classes.join('\n')) {
-    throw new Error(`the validation set's classes (${val.classes.join(', ')}) differ from the training set's (${train.classes.join(', ')})`);
-  }
-  if (train.length === 0) throw new Error(`data '${data}': the training set is empty`);
-  return { train, val, classes: train.classes, arrays: train instanceof ArrayDataset };
 }
 
 /**
