@@ -1,7 +1,7 @@
 // `deltatune train`: delta-tunes a model on a dataset and writes a run directory.
 import { FROZEN_PRECISIONS, listMethods } from '../delta/index.js';
 import { listModels } from '../models/index.js';
-import { runOptions, tune, type TuneOptions } from '../train/tune.js';
+import { runOptions, tune, type TuneOptions } from '../train/run.js';
 import { describeEpoch, type ProgressMode } from '../train/progress.js';
 import { UsageError } from './errors.js';
 import { choice, drop, keyValues, memoryFormat, num, parse, required, str } from './args.js';

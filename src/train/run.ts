@@ -1,23 +1,23 @@
 // One call from "a model, a method and some images" to a trained delta in a run directory — the
-// API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
+// API under `deltatune train`: the run folder's policy (new, resumed, replaced, cleaned after a
+// kill), the base, the loaders and transforms, and reading a run's options back for --resume.
+// Loading a tuned model back for eval, predict and merge is in tuned.ts.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { cpuHasNativeBfloat16, manualSeed, noGrad, tidy } from '../engine/index.js';
+import { cpuHasNativeBfloat16, manualSeed } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
 import { fileSha256 } from '../delta/files.js';
 import { readRunConfig, type DataFingerprint } from './run-config.js';
 import { createModel, listModels, modelConfig } from '../models/index.js';
 import type { ModelConfig, VisionModel } from '../models/base.js';
-import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
-import { DataLoader, ImageFiles, evalTransform, trainTransform, type Dataset, type TransformOptions } from '../data/index.js';
-import { BUILTIN_DATA, absoluteDataSpec, openData, openOne, type DataOptions, type DataSplit } from '../data/spec.js';
-import { resolveTransform } from '../data/transforms.js';
-import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
+import { applyDelta, listMethods, type Delta, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
+import { DataLoader, evalTransform, trainTransform, type Dataset, type TransformOptions } from '../data/index.js';
+import { BUILTIN_DATA, absoluteDataSpec, openData, type DataOptions, type DataSplit } from '../data/spec.js';
+import { Trainer, type TrainOptions, type TrainResult } from './trainer.js';
 import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
 import { createProgress, type ProgressMode } from './progress.js';
-import type { EvalMetrics } from './metrics.js';
 
 export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
   model: string;
@@ -131,11 +131,7 @@ function prepareBase(options: TuneOptions, runDir: string): VisionModel {
   return model;
 }
 
-/**
- * Trains a delta: opens the data, builds the base, applies the method, trains and writes the run
- * directory (config.json, metrics.jsonl, summary.json, best/ and last/ deltas, state.safetensors).
- * With `resume`, continues that run exactly.
- */
+/** How tune() treats the run folder in `options.out`: start anew, replace, or resume. */
 export interface TuneControl {
   /** Continue the run in `options.out` from its state file. */
   resume?: boolean;
@@ -403,115 +399,6 @@ function pathsFromRun(runDir: string, options: TuneOptions): Record<string, stri
   for (const key of ['data', 'valData', 'weights'] as const) {
     const v = options[key];
     if (v && !BUILTIN_DATA.includes(v)) out[key] = relative(runDir, v);
-  }
-  return out;
-}
-
-export interface Tuned {
-  model: VisionModel;
-  delta: Delta;
-  manifest: DeltaManifest;
-  classes: string[];
-  preprocess: TransformOptions;
-  dispose(): void;
-}
-
-/**
- * Where a delta's base weights are: `weights` if given, else the path recorded in the manifest,
- * else the recorded file name next to the delta or its run folder (a run folder that moved keeps
- * its base.safetensors beside best/ and last/). Candidates are confirmed by their sha256.
- */
-function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | undefined): string | undefined {
-  if (weights) {
-    if (!existsSync(weights)) throw new Error(`--weights ${weights}: no such file`);
-    return weights;
-  }
-  const { weightsFile, sha256, path } = manifest.base;
-  if (!weightsFile || !sha256) return undefined;
-  const candidates = [path, join(deltaDir, weightsFile), join(dirname(resolve(deltaDir)), weightsFile)].filter((c): c is string => Boolean(c));
-  for (const c of candidates) {
-    try {
-      if (fileSha256(c) === sha256) return c;
-    } catch {
-      // missing or unreadable candidates are skipped; the error below names what was tried
-    }
-  }
-  throw new Error(
-    `${deltaDir}: cannot find the base weights ${weightsFile} (sha256 ${sha256.slice(0, 12)}...); looked at ${candidates.join(', ')}. Pass the file with --weights`,
-  );
-}
-
-/** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
-export function loadTuned(deltaDir: string, options: { weights?: string; ignoreBaseMismatch?: boolean } = {}): Tuned {
-  const manifest = readDeltaManifest(deltaDir);
-  const manifestPath = join(deltaDir, 'delta.json');
-  const preprocess = manifest.preprocess as unknown as TransformOptions;
-  resolveTransform({ ...preprocess, train: false }, `${manifestPath}: field 'preprocess'`);
-  if (!listModels().includes(manifest.model)) throw new Error(`${manifestPath}: field 'model': unknown model '${manifest.model}'`);
-  const weights = findBase(deltaDir, manifest, options.weights);
-  let model: VisionModel;
-  try {
-    model = createModel(manifest.model, weights ? { weights } : {});
-  } catch (err) {
-    // Most often the manifest's model and the base disagree: name both.
-    throw new Error(`${manifestPath}: field 'model' is '${manifest.model}', but its base ${weights ?? '(random init)'} does not load into it: ${(err as Error).message.split('\n')[0]}`, { cause: err });
-  }
-  try {
-    const delta = loadDelta(model, deltaDir, { ignoreBaseMismatch: options.ignoreBaseMismatch });
-    model.eval();
-    return {
-      model, delta, manifest, classes: manifest.classes, preprocess,
-      dispose() {
-        delta.dispose();
-        model.dispose();
-      },
-    };
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-}
-
-/** Evaluates a tuned model on data (same forms as train's --data; folders with a split use their validation part). */
-export async function evaluateTuned(tuned: Tuned, data: string, options: { batchSize?: number; onBadImage?: 'skip' | 'fail' } = {}): Promise<EvalMetrics> {
-  const ds = openOne(data, 'data');
-  if (ds.classes.length !== tuned.classes.length) {
-    throw new Error(`data '${data}' has ${ds.classes.length} classes (${ds.classes.join(', ')}); the delta was trained on ${tuned.classes.length} (${tuned.classes.join(', ')})`);
-  }
-  const loader = new DataLoader(ds, { batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail' });
-  return evaluate(tuned.delta, loader);
-}
-
-export interface Prediction {
-  source: string;
-  top: { label: string; index: number; probability: number }[];
-}
-
-/** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
-export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16): Promise<Prediction[]> {
-  const k = Math.min(topK, tuned.classes.length);
-  const loader = new DataLoader(new ImageFiles(files, tuned.classes), { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
-  const out: Prediction[] = [];
-  const model = tuned.model;
-  model.eval();
-  for await (const batch of loader.epoch(0)) {
-    try {
-      // tidy: the forward's intermediates are freed here, not left to the finalizer.
-      noGrad(() => tidy(() => {
-        const probs = model.forward(batch.images).softmax(1);
-        const top = probs.topk(k, { dim: 1 });
-        const p = top.values.toNumbers();
-        const idx = top.indices.toNumbers();
-        batch.indices.forEach((fileIndex, row) => {
-          out.push({
-            source: files[fileIndex]!,
-            top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
-          });
-        });
-      }));
-    } finally {
-      batch.dispose();
-    }
   }
   return out;
 }
