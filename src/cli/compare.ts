@@ -1,24 +1,17 @@
 // `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
 // ablation under one budget and several seeds, with a report (markdown, plots, HTML).
-import { FROZEN_PRECISIONS, inapplicableReason, listMethods } from '../delta/index.js';
-import { listModels, modelConfig } from '../models/index.js';
+import { inapplicableReason, listMethods } from '../delta/index.js';
+import { modelConfig } from '../models/index.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
 import { DEFAULT_METHODS, type ExperimentBase } from '../experiments/runner.js';
 import { UsageError } from './errors.js';
-import { FLAG_CAPS, choice, drop, keyValues, memoryFormat, num, parse, required, str, type Parsed } from './args.js';
+import { FLAG_CAPS, keyValues, parse, str, type Parsed } from './args.js';
+import { TUNE_FLAG_NAMES, tuneFlagHelp, tuneFlagOptions, tuneFlagValues } from './tune-flags.js';
 
-const shared = `  --model NAME            ${listModels().join(', ')}
-  --weights FILE          pretrained weights (.safetensors/.pth)
-  --data DATA             as for train (fashion-mnist, mnist, a folder, a .csv)
-  --val-data DATA         a separate evaluation set (e.g. a test split); else --val-split by seed
-  --val-split F           (default 0.1)
-  --epochs N (default 3)  --batch N (default 32)  --image-size N (default: the model's, 224 for most)
+// The flags shared with train (TUNE_FLAGS), with compare's defaults, then those of the experiments.
+const shared = `${tuneFlagHelp(TUNE_FLAG_NAMES, { epochs: '(default 3)', lr: 'for every method (default: per-method rates, see the report)' })}
   --seeds LIST            comma list of seeds (default 0,1,2)
-  --lr F                  one learning rate for all (default: per-method rates, see the report)
-  --method-lr LIST        per-method rates overriding those, e.g. full=1e-4,lora=3e-3
-  --warmup-epochs F       (default 0)
-  --augment default|none  --cache-frozen-prefix  --memory-format auto|channels-last|contiguous
-  --frozen-precision float32|bfloat16   (as for train)
+  --method-lr LIST        per-method rates overriding --lr and the defaults, e.g. full=1e-4,lora=3e-3
   --out DIR               report and runs (finished runs in DIR/runs are reused)
   --title, --backbone, --dataset TEXT   descriptions for the report`;
 
@@ -43,39 +36,33 @@ the scaled LayerNorm, under the same budget and seeds; writes the same report fi
 ${shared}`;
 
 const flags = {
-  model: { type: 'string' }, weights: { type: 'string' }, data: { type: 'string' }, 'val-data': { type: 'string' }, 'val-split': { type: 'string' },
-  epochs: { type: 'string' }, batch: { type: 'string' }, 'image-size': { type: 'string' }, seeds: { type: 'string' }, lr: { type: 'string' },
-  'warmup-epochs': { type: 'string' }, augment: { type: 'string' }, 'cache-frozen-prefix': { type: 'boolean' }, 'memory-format': { type: 'string' }, 'frozen-precision': { type: 'string' }, out: { type: 'string' },
-  title: { type: 'string' }, backbone: { type: 'string' }, dataset: { type: 'string' }, methods: { type: 'string' }, 'method-lr': { type: 'string' }, sets: { type: 'string' }, opt: { type: 'string', multiple: true },
+  ...tuneFlagOptions(),
+  seeds: { type: 'string' }, out: { type: 'string' }, title: { type: 'string' }, backbone: { type: 'string' }, dataset: { type: 'string' },
+  methods: { type: 'string' }, 'method-lr': { type: 'string' }, sets: { type: 'string' }, opt: { type: 'string', multiple: true },
 } as const;
 
 function experimentOptions(p: Parsed, help: string, command: string, argv: string[]): ExperimentOptions {
-  const model = required(p, 'model', help);
+  // The flags shared with train come from TUNE_FLAGS; --lr is compare's override of the per-method rates, not part of the base.
+  const { lr, ...shared } = tuneFlagValues(p, help);
+  const model = shared.model!;
   const seeds = (str(p, 'seeds') ?? '0,1,2').split(',').map((s) => s.trim());
   if (seeds.some((s) => !/^\d{1,10}$/.test(s) || Number(s) > FLAG_CAPS.seed!)) {
     throw new UsageError(`--seeds must be a comma list of integers from 0 to ${FLAG_CAPS.seed}, got '${str(p, 'seeds')}'`, help);
   }
-  const base: ExperimentBase = drop({
+  const base: ExperimentBase = {
+    ...shared,
     model,
-    weights: str(p, 'weights'),
-    data: required(p, 'data', help),
-    valData: str(p, 'val-data'),
-    valSplit: num(p, 'val-split', help, { min: 0, max: 0.9 }),
-    epochs: num(p, 'epochs', help, { integer: true, min: 1 }) ?? 3,
-    batchSize: num(p, 'batch', help, { integer: true, min: 1 }) ?? 32,
+    data: shared.data!,
+    epochs: shared.epochs ?? 3,
+    batchSize: shared.batchSize ?? 32,
     // Default: the model's own input size (its config), as train does.
-    imageSize: num(p, 'image-size', help, { integer: true, min: 8, max: 2048 }) ?? modelConfig(model).inputSize[2],
-    warmupEpochs: num(p, 'warmup-epochs', help, { min: 0 }),
-    augment: choice(p, 'augment', ['default', 'none'] as const, help),
-    cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
-    channelsLast: memoryFormat(p, help),
-    frozenPrecision: choice(p, 'frozen-precision', FROZEN_PRECISIONS, help),
-  });
+    imageSize: shared.imageSize ?? modelConfig(model).inputSize[2],
+  };
   return {
     base,
     seeds: [...new Set(seeds.map(Number))],
     outDir: str(p, 'out') ?? `runs/${command}-${model}`,
-    lr: num(p, 'lr', help, { min: 0 }),
+    lr,
     methodLr: methodRates(str(p, 'method-lr'), help),
     title: str(p, 'title'),
     backbone: str(p, 'backbone'),

@@ -9,7 +9,7 @@ import { OutputRefusedError, checkNotPseudoFilesystem } from '../io/output.js';
 import { listMethods } from '../delta/index.js';
 import { methodFacts } from '../delta/index.js';
 import { DEMO_MODEL, DEMO_SIZE, defaultCacheDir, demoBackbone, demoTransfer } from '../experiments/backbone.js';
-import { tune, type TuneOptions } from '../train/tune.js';
+import { tune, type TuneOptions } from '../train/run.js';
 import type { ProgressMode } from '../train/progress.js';
 import { choice, num, parse, str } from './args.js';
 import { UsageError } from './errors.js';

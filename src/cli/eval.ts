@@ -1,5 +1,5 @@
 // `deltatune eval`: accuracy of a saved delta on a dataset.
-import { evaluateTuned, loadTuned } from '../train/tune.js';
+import { evaluateTuned, loadTuned } from '../train/tuned.js';
 import { choice, num, parse, required, str } from './args.js';
 
 export const evalHelp = `Usage: deltatune eval --delta DIR --data DATA [options]

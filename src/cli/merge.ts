@@ -2,7 +2,7 @@
 import { checkFinite, saveStateDict } from '../io/state-dict.js';
 import { checkOutputFile } from '../io/output.js';
 import { readDeltaManifest } from '../delta/files.js';
-import { loadTuned } from '../train/tune.js';
+import { loadTuned } from '../train/tuned.js';
 import { UsageError } from './errors.js';
 import { parse, required, str } from './args.js';
 

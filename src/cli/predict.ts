@@ -1,6 +1,6 @@
 // `deltatune predict`: top-k labels for images, from a saved delta.
 import { existsSync } from 'node:fs';
-import { loadTuned, predictFiles } from '../train/tune.js';
+import { loadTuned, predictFiles } from '../train/tuned.js';
 import { UsageError } from './errors.js';
 import { num, parse, required, str } from './args.js';
 

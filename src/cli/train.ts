@@ -1,10 +1,10 @@
 // `deltatune train`: delta-tunes a model on a dataset and writes a run directory.
-import { FROZEN_PRECISIONS, listMethods } from '../delta/index.js';
-import { listModels } from '../models/index.js';
-import { runOptions, tune, type TuneOptions } from '../train/tune.js';
+import { listMethods } from '../delta/index.js';
+import { runOptions, tune, type TuneOptions } from '../train/run.js';
 import { describeEpoch, type ProgressMode } from '../train/progress.js';
 import { UsageError } from './errors.js';
-import { choice, drop, keyValues, memoryFormat, num, parse, required, str } from './args.js';
+import { choice, drop, keyValues, num, parse, str } from './args.js';
+import { tuneFlagHelp, tuneFlagOptions, tuneFlagValues } from './tune-flags.js';
 
 export const trainHelp = `Usage: deltatune train --model NAME --data DATA [options]
        deltatune train --resume RUN_DIR
@@ -13,35 +13,20 @@ Freezes the model, applies a delta-tuning method, trains it, and writes RUN_DIR 
 metrics.jsonl, summary.json, best/ and last/ (delta files) and state.safetensors (for --resume).
 
 Model and method:
-  --model NAME            ${listModels().join(', ')}
-  --weights FILE          pretrained weights (.safetensors/.pth, torchvision or timm names);
-                          without it the model starts from a seeded random init (saved in the run)
+${tuneFlagHelp(['model', 'weights'])}
   --method NAME           ${listMethods().join(', ')} (default mona)
   --opt KEY=VALUE         a method option, repeatable (e.g. --opt kernels=3,5,7 --opt hidden=32)
 Data:
-  --data DATA             fashion-mnist | mnist | a folder (one subfolder per class; train/ and
-                          val|validation|test/ inside are used as the split) | a .csv of path,label
-  --val-data DATA         a separate validation set
-  --val-split F           fraction held out by seed when the data has no split (default 0.1)
-  --image-size N          input side in pixels (default: the model's input size, 224 for most;
-                          normalisation always follows the model's config)
-  --augment default|none  random crops and flips for photos (default), or none
+${tuneFlagHelp(['data', 'val-data', 'val-split', 'image-size', 'augment'])}
   --color-jitter F        brightness/contrast/saturation jitter strength (default 0)
   --mixup A / --cutmix A  batch mixing with Beta(A, A) (default off)
   --on-bad-image skip|fail  an undecodable image is skipped with a warning, or stops the run (default fail)
   --workers N             images decoded at once (default 2 x cores)
-  --cache-frozen-prefix   compute the layers before the first one the method trains once per image
-                          and train only the rest (needs no random augmentation; resnet, mobilenet_v2,
-                          convnext); e.g. with --method fixed, or mona/lora limited to late stages
-  --memory-format auto|channels-last|contiguous  weight and batch layout; auto (default) trains CNNs
-                          channels-last (NHWC, faster oneDNN convolutions) and transformers contiguous
-  --frozen-precision float32|bfloat16  run the frozen convolutions that pay for it (dense, with many
-                          channels) in bfloat16: ~15% off an epoch of Mona in MobileNetV2's last stages
-                          on CPUs with AMX/AVX512-BF16; trained parameters stay float32 (default float32)
+${tuneFlagHelp(['cache-frozen-prefix', 'memory-format', 'frozen-precision'])}
 Training:
-  --epochs N (default 10)  --batch N (default 32)  --lr F (default 1e-3)  --seed N (default 0)
-  --optimizer adamw|sgd (default adamw)  --weight-decay F (adamw 0.05, sgd 0)  --momentum F (0.9)
-  --nesterov  --warmup-epochs F (default 0)  --min-lr F (default 0)  --label-smoothing F (default 0)
+${tuneFlagHelp(['epochs', 'batch', 'lr', 'warmup-epochs'], { epochs: '(default 10)', lr: '(default 1e-3)' })}
+  --seed N (default 0)  --optimizer adamw|sgd (default adamw)  --weight-decay F (adamw 0.05, sgd 0)
+  --momentum F (0.9)  --nesterov  --min-lr F (default 0)  --label-smoothing F (default 0)
   --clip-grad F  --accumulate N  --patience N (early stopping; default off)
   --checkpoint-every N    optimizer steps between resume points (default 100; each epoch end too)
 Output:
@@ -55,17 +40,13 @@ Output:
   --quiet                 only the final line     --json   JSON lines on stdout`;
 
 const flags = {
-  model: { type: 'string' }, weights: { type: 'string' }, method: { type: 'string' }, opt: { type: 'string', multiple: true },
-  data: { type: 'string' }, 'val-data': { type: 'string' }, 'val-split': { type: 'string' }, 'image-size': { type: 'string' },
-  augment: { type: 'string' }, 'color-jitter': { type: 'string' }, mixup: { type: 'string' }, cutmix: { type: 'string' },
-  'on-bad-image': { type: 'string' }, workers: { type: 'string' }, epochs: { type: 'string' }, batch: { type: 'string' },
-  lr: { type: 'string' }, seed: { type: 'string' }, optimizer: { type: 'string' }, 'weight-decay': { type: 'string' },
-  momentum: { type: 'string' }, nesterov: { type: 'boolean' }, 'warmup-epochs': { type: 'string' }, 'min-lr': { type: 'string' },
-  'label-smoothing': { type: 'string' }, 'clip-grad': { type: 'string' }, accumulate: { type: 'string' }, patience: { type: 'string' },
+  ...tuneFlagOptions(),
+  method: { type: 'string' }, opt: { type: 'string', multiple: true },
+  'color-jitter': { type: 'string' }, mixup: { type: 'string' }, cutmix: { type: 'string' }, 'on-bad-image': { type: 'string' }, workers: { type: 'string' },
+  seed: { type: 'string' }, optimizer: { type: 'string' }, 'weight-decay': { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' },
+  'min-lr': { type: 'string' }, 'label-smoothing': { type: 'string' }, 'clip-grad': { type: 'string' }, accumulate: { type: 'string' }, patience: { type: 'string' },
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
-  quiet: { type: 'boolean' }, json: { type: 'boolean' }, 'cache-frozen-prefix': { type: 'boolean' },
-  'memory-format': { type: 'string' }, 'frozen-precision': { type: 'string' }, force: { type: 'boolean' },
-  'allow-data-change': { type: 'boolean' },
+  quiet: { type: 'boolean' }, json: { type: 'boolean' }, force: { type: 'boolean' }, 'allow-data-change': { type: 'boolean' },
 } as const;
 
 export async function runTrain(argv: string[]): Promise<void> {
@@ -80,42 +61,35 @@ export async function runTrain(argv: string[]): Promise<void> {
     if (others.length) throw new UsageError(`--resume takes the run's saved options; drop --${others.join(', --')}`, h);
     options = { ...runOptions(resumeDir), progress: mode };
   } else {
-    const model = required(p, 'model', h);
+    // The flags train shares with compare (model, data, budget, ...) come from TUNE_FLAGS; train's own follow.
+    const shared = tuneFlagValues(p, h);
     const method = str(p, 'method') ?? 'mona';
     options = drop<TuneOptions>({
-      model,
-      weights: str(p, 'weights'),
+      model: shared.model!,
+      weights: shared.weights,
       method,
       methodOptions: keyValues(p, 'opt', h),
-      data: required(p, 'data', h),
-      valData: str(p, 'val-data'),
-      valSplit: num(p, 'val-split', h, { min: 0, max: 0.9 }),
-      imageSize: num(p, 'image-size', h, { integer: true, min: 8, max: 2048 }),
-      augment: choice(p, 'augment', ['default', 'none'] as const, h),
+      data: shared.data!,
+      ...shared,
       colorJitter: num(p, 'color-jitter', h, { min: 0, max: 1 }),
       mixup: num(p, 'mixup', h, { min: 0 }),
       cutmix: num(p, 'cutmix', h, { min: 0 }),
       onBadImage: choice(p, 'on-bad-image', ['skip', 'fail'] as const, h),
       workers: num(p, 'workers', h, { integer: true, min: 1, max: 256 }),
-      epochs: num(p, 'epochs', h, { integer: true, min: 1 }) ?? 10,
-      batchSize: num(p, 'batch', h, { integer: true, min: 1, max: 65536 }),
-      lr: num(p, 'lr', h, { min: 0 }) ?? 1e-3,
+      epochs: shared.epochs ?? 10,
+      lr: shared.lr ?? 1e-3,
       seed: num(p, 'seed', h, { integer: true, min: 0 }),
       optimizer: choice(p, 'optimizer', ['adamw', 'sgd'] as const, h),
       weightDecay: num(p, 'weight-decay', h, { min: 0 }),
       momentum: num(p, 'momentum', h, { min: 0, max: 1 }),
       nesterov: p.values.nesterov === true ? true : undefined,
-      warmupEpochs: num(p, 'warmup-epochs', h, { min: 0 }),
       minLr: num(p, 'min-lr', h, { min: 0 }),
       labelSmoothing: num(p, 'label-smoothing', h, { min: 0, max: 0.99 }),
       clipGrad: num(p, 'clip-grad', h, { min: 0 }),
       accumulate: num(p, 'accumulate', h, { integer: true, min: 1 }),
       patience: num(p, 'patience', h, { integer: true, min: 0 }),
       checkpointEvery: num(p, 'checkpoint-every', h, { integer: true, min: 1 }),
-      cacheFrozenPrefix: p.values['cache-frozen-prefix'] === true ? true : undefined,
-      channelsLast: memoryFormat(p, h),
-      frozenPrecision: choice(p, 'frozen-precision', FROZEN_PRECISIONS, h),
-      out: str(p, 'out') ?? `runs/${model}-${method}`,
+      out: str(p, 'out') ?? `runs/${shared.model!}-${method}`,
       progress: mode,
     });
   }

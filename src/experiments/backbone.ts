@@ -8,7 +8,7 @@ import { createModel } from '../models/index.js';
 import { loadDelta } from '../delta/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { tune } from '../train/tune.js';
+import { tune } from '../train/run.js';
 import type { ProgressMode } from '../train/progress.js';
 import type { ExperimentBase } from './runner.js';
 

@@ -1,12 +1,12 @@
 // Experiment reports: one directory per experiment with the raw results, a markdown summary, the
 // plots as SVG and PNG, and a self-contained HTML page. Plots are declared in Vega-Lite and drawn
 // by Vega's headless SVG renderer; sharp (librsvg) rasterises that SVG, so the PNG and the SVG are
-// the same picture.
+// the same picture. Vega and Vega-Lite are loaded when a plot is first rendered, not with this
+// module: the summaries and tables (and the experiments layer that imports them) do without.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { writeFileAtomic } from '../io/atomic.js';
 
 export interface EpochPoint {
@@ -423,6 +423,7 @@ interface TextMetrics {
 }
 
 async function renderPlot(name: string, caption: string, spec: TopLevelSpec): Promise<Plot> {
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
   // Not in vega's typings, hence the cast; if a future vega drops it, the default guess is used.
   const metrics = (vega as unknown as { textMetrics?: TextMetrics }).textMetrics;
   const previous = metrics?.width;

@@ -8,7 +8,7 @@ import { listMethods, methodFacts } from '../delta/index.js';
 import { readRunConfig } from '../train/run-config.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TuneOptions } from '../train/tune.js';
+import type { TuneOptions } from '../train/run.js';
 import type { EpochRecord } from '../train/checkpoint.js';
 import type { RunRecord } from './report.js';
 

@@ -1,7 +1,7 @@
 // One run of an experiment grid, in its own process: `node worker.js '<TuneOptions JSON>'`.
 // Prints one JSON line: {"ok":true} or {"ok":false,"error":"..."}.
 import '../index.js';
-import { tune, type TuneOptions } from '../train/tune.js';
+import { tune, type TuneOptions } from '../train/run.js';
 
 const options = JSON.parse(process.argv[2] ?? 'null') as (TuneOptions & { resume?: boolean }) | null;
 if (!options) {

@@ -4,5 +4,6 @@ export * from './metrics.js';
 export * from './checkpoint.js';
 export * from './progress.js';
 export * from './trainer.js';
-export * from './tune.js';
+export * from './run.js';
+export * from './tuned.js';
 export * from './prefix-cache.js';

@@ -1,53 +1,23 @@
 // One call from "a model, a method and some images" to a trained delta in a run directory — the
-// API under `deltatune train` — plus loading a tuned model back for eval, predict and merge.
+// API under `deltatune train`: the run folder's policy (new, resumed, replaced, cleaned after a
+// kill), the base, the loaders and transforms, and reading a run's options back for --resume.
+// Loading a tuned model back for eval, predict and merge is in tuned.ts.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, extname, join, relative, resolve } from 'node:path';
-import { cpuHasNativeBfloat16, manualSeed, noGrad, tidy } from '../engine/index.js';
+import { dirname, join, relative, resolve } from 'node:path';
+import { cpuHasNativeBfloat16, manualSeed } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
 import { fileSha256 } from '../delta/files.js';
 import { readRunConfig, type DataFingerprint } from './run-config.js';
 import { createModel, listModels, modelConfig } from '../models/index.js';
 import type { ModelConfig, VisionModel } from '../models/base.js';
-import { applyDelta, listMethods, loadDelta, readDeltaManifest, type Delta, type DeltaManifest, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
-import {
-  ArrayDataset, CsvList, DataLoader, ImageFiles, ImageFolder, evalTransform, fashionMnist, mnist, splitDataset, trainTransform,
-  type Dataset, type TransformOptions,
-} from '../data/index.js';
-import { resolveTransform } from '../data/transforms.js';
-import { Trainer, evaluate, type TrainOptions, type TrainResult } from './trainer.js';
+import { applyDelta, listMethods, type Delta, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
+import { DataLoader, evalTransform, trainTransform, type Dataset, type TransformOptions } from '../data/index.js';
+import { BUILTIN_DATA, absoluteDataSpec, openData, type DataOptions, type DataSplit } from '../data/spec.js';
+import { Trainer, type TrainOptions, type TrainResult } from './trainer.js';
 import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
 import { createProgress, type ProgressMode } from './progress.js';
-import type { EvalMetrics } from './metrics.js';
-
-export interface DataOptions {
-  /** 'fashion-mnist', 'mnist', a folder (ImageFolder; with train/ and val|validation|test/ inside, those are the split) or a .csv list. */
-  data: string;
-  /** A separate validation set (same forms as `data`); otherwise split off by seed. */
-  valData?: string;
-  /** Fraction held out for validation when the data has no split (default 0.1). */
-  valSplit?: number;
-  imageSize?: number;
-  batchSize?: number;
-  seed?: number;
-  /** 'default': RandomResizedCrop + flip for photos, none for digit-like arrays; 'none': eval transform for training too. */
-  augment?: 'default' | 'none';
-  colorJitter?: number;
-  mixup?: number;
-  cutmix?: number;
-  onBadImage?: 'skip' | 'fail';
-  /** Images decoded at once. */
-  workers?: number;
-  /**
-   * Train in channels-last layout: 4-D weights and image batches with NHWC strides, which oneDNN
-   * convolves without reordering (MobileNetV2 full fine-tuning ~1.25× faster per step). `tune()`
-   * defaults it to on for the CNN families (resnet, mobilenet_v2, convnext) and off for
-   * transformers, where only the patch embedding is a convolution; `makeLoaders` alone takes it as
-   * given. Results match NCHW to float rounding.
-   */
-  channelsLast?: boolean;
-}
 
 export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
   model: string;
@@ -87,60 +57,6 @@ function pickTrainOptions(options: TuneOptions): Omit<TrainOptions, 'seed'> {
   const out: Record<string, unknown> = {};
   for (const k of TRAIN_KEYS) if (options[k] !== undefined) out[k] = options[k];
   return out as unknown as Omit<TrainOptions, 'seed'>;
-}
-
-export interface DataSplit {
-  train: Dataset;
-  val: Dataset | null;
-  classes: readonly string[];
-  /** True for in-memory same-size image arrays (digits), which are resized whole, never cropped. */
-  arrays: boolean;
-}
-
-const BUILTIN_DATA = ['fashion-mnist', 'fashion-mnist:train', 'fashion-mnist:test', 'mnist'];
-
-/** A data spec with its path made absolute (built-in names stay as they are), so a run resumes from any folder. */
-export function absoluteDataSpec(spec: string): string {
-  return BUILTIN_DATA.includes(spec) ? spec : resolve(spec);
-}
-
-function openOne(spec: string, what: string): Dataset {
-  if (spec === 'fashion-mnist' || spec === 'fashion-mnist:train') return fashionMnist({ split: 'train' });
-  if (spec === 'fashion-mnist:test') return fashionMnist({ split: 'test' });
-  if (spec === 'mnist') return mnist();
-  if (!existsSync(spec)) throw new Error(`${what} '${spec}' is not a file, a folder, or one of fashion-mnist, fashion-mnist:test, mnist`);
-  if (statSync(spec).isDirectory()) return new ImageFolder(spec);
-  if (extname(spec).toLowerCase() === '.csv') return new CsvList(spec);
-  throw new Error(`${what} '${spec}' is a file but not a .csv list; give a folder (one subfolder per class) or a .csv of path,label`);
-}
-
-/** Resolves data specs into a train/validation pair with consistent classes. */
-export function openData(options: DataOptions): DataSplit {
-  const seed = options.seed ?? 0;
-  const valSplit = options.valSplit ?? 0.1;
-  if (!(valSplit >= 0 && valSplit < 1)) throw new RangeError(`valSplit must be in [0, 1), got ${valSplit}`);
-  let train: Dataset;
-  let val: Dataset | null = null;
-  const { data } = options;
-  if (options.valData) {
-    train = openOne(data, 'data');
-    val = openOne(options.valData, 'val-data');
-  } else if (data === 'fashion-mnist') {
-    train = fashionMnist({ split: 'train' });
-    val = fashionMnist({ split: 'test' });
-  } else if (existsSync(join(data, 'train')) && statSync(join(data, 'train')).isDirectory()) {
-    train = new ImageFolder(join(data, 'train'));
-    const v = ['val', 'validation', 'test'].map((n) => join(data, n)).find((p) => existsSync(p) && statSync(p).isDirectory());
-    val = v ? new ImageFolder(v) : null;
-  } else {
-    train = openOne(data, 'data');
-  }
-  if (!val && valSplit > 0) ({ train, val } = splitDataset(train, { valFraction: valSplit, seed }));
-  if (val && val.classes.join('\n') !== train.classes.join('\n')) {
-    throw new Error(`the validation set's classes (${val.classes.join(', ')}) differ from the training set's (${train.classes.join(', ')})`);
-  }
-  if (train.length === 0) throw new Error(`data '${data}': the training set is empty`);
-  return { train, val, classes: train.classes, arrays: train instanceof ArrayDataset };
 }
 
 /**
@@ -215,11 +131,7 @@ function prepareBase(options: TuneOptions, runDir: string): VisionModel {
   return model;
 }
 
-/**
- * Trains a delta: opens the data, builds the base, applies the method, trains and writes the run
- * directory (config.json, metrics.jsonl, summary.json, best/ and last/ deltas, state.safetensors).
- * With `resume`, continues that run exactly.
- */
+/** How tune() treats the run folder in `options.out`: start anew, replace, or resume. */
 export interface TuneControl {
   /** Continue the run in `options.out` from its state file. */
   resume?: boolean;
@@ -487,115 +399,6 @@ function pathsFromRun(runDir: string, options: TuneOptions): Record<string, stri
   for (const key of ['data', 'valData', 'weights'] as const) {
     const v = options[key];
     if (v && !BUILTIN_DATA.includes(v)) out[key] = relative(runDir, v);
-  }
-  return out;
-}
-
-export interface Tuned {
-  model: VisionModel;
-  delta: Delta;
-  manifest: DeltaManifest;
-  classes: string[];
-  preprocess: TransformOptions;
-  dispose(): void;
-}
-
-/**
- * Where a delta's base weights are: `weights` if given, else the path recorded in the manifest,
- * else the recorded file name next to the delta or its run folder (a run folder that moved keeps
- * its base.safetensors beside best/ and last/). Candidates are confirmed by their sha256.
- */
-function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | undefined): string | undefined {
-  if (weights) {
-    if (!existsSync(weights)) throw new Error(`--weights ${weights}: no such file`);
-    return weights;
-  }
-  const { weightsFile, sha256, path } = manifest.base;
-  if (!weightsFile || !sha256) return undefined;
-  const candidates = [path, join(deltaDir, weightsFile), join(dirname(resolve(deltaDir)), weightsFile)].filter((c): c is string => Boolean(c));
-  for (const c of candidates) {
-    try {
-      if (fileSha256(c) === sha256) return c;
-    } catch {
-      // missing or unreadable candidates are skipped; the error below names what was tried
-    }
-  }
-  throw new Error(
-    `${deltaDir}: cannot find the base weights ${weightsFile} (sha256 ${sha256.slice(0, 12)}...); looked at ${candidates.join(', ')}. Pass the file with --weights`,
-  );
-}
-
-/** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
-export function loadTuned(deltaDir: string, options: { weights?: string; ignoreBaseMismatch?: boolean } = {}): Tuned {
-  const manifest = readDeltaManifest(deltaDir);
-  const manifestPath = join(deltaDir, 'delta.json');
-  const preprocess = manifest.preprocess as unknown as TransformOptions;
-  resolveTransform({ ...preprocess, train: false }, `${manifestPath}: field 'preprocess'`);
-  if (!listModels().includes(manifest.model)) throw new Error(`${manifestPath}: field 'model': unknown model '${manifest.model}'`);
-  const weights = findBase(deltaDir, manifest, options.weights);
-  let model: VisionModel;
-  try {
-    model = createModel(manifest.model, weights ? { weights } : {});
-  } catch (err) {
-    // Most often the manifest's model and the base disagree: name both.
-    throw new Error(`${manifestPath}: field 'model' is '${manifest.model}', but its base ${weights ?? '(random init)'} does not load into it: ${(err as Error).message.split('\n')[0]}`, { cause: err });
-  }
-  try {
-    const delta = loadDelta(model, deltaDir, { ignoreBaseMismatch: options.ignoreBaseMismatch });
-    model.eval();
-    return {
-      model, delta, manifest, classes: manifest.classes, preprocess,
-      dispose() {
-        delta.dispose();
-        model.dispose();
-      },
-    };
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-}
-
-/** Evaluates a tuned model on data (same forms as train's --data; folders with a split use their validation part). */
-export async function evaluateTuned(tuned: Tuned, data: string, options: { batchSize?: number; onBadImage?: 'skip' | 'fail' } = {}): Promise<EvalMetrics> {
-  const ds = openOne(data, 'data');
-  if (ds.classes.length !== tuned.classes.length) {
-    throw new Error(`data '${data}' has ${ds.classes.length} classes (${ds.classes.join(', ')}); the delta was trained on ${tuned.classes.length} (${tuned.classes.join(', ')})`);
-  }
-  const loader = new DataLoader(ds, { batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail' });
-  return evaluate(tuned.delta, loader);
-}
-
-export interface Prediction {
-  source: string;
-  top: { label: string; index: number; probability: number }[];
-}
-
-/** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
-export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16): Promise<Prediction[]> {
-  const k = Math.min(topK, tuned.classes.length);
-  const loader = new DataLoader(new ImageFiles(files, tuned.classes), { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
-  const out: Prediction[] = [];
-  const model = tuned.model;
-  model.eval();
-  for await (const batch of loader.epoch(0)) {
-    try {
-      // tidy: the forward's intermediates are freed here, not left to the finalizer.
-      noGrad(() => tidy(() => {
-        const probs = model.forward(batch.images).softmax(1);
-        const top = probs.topk(k, { dim: 1 });
-        const p = top.values.toNumbers();
-        const idx = top.indices.toNumbers();
-        batch.indices.forEach((fileIndex, row) => {
-          out.push({
-            source: files[fileIndex]!,
-            top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
-          });
-        });
-      }));
-    } finally {
-      batch.dispose();
-    }
   }
   return out;
 }

@@ -1,0 +1,123 @@
+// A tuned model: a base with a saved delta loaded onto it (from a run's best/ or last/, or any
+// delta folder), for eval, predict and merge; the base is found by the sha256 the delta recorded.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { noGrad, tidy } from '../engine/index.js';
+import { fileSha256 } from '../delta/files.js';
+import { createModel, listModels } from '../models/index.js';
+import type { VisionModel } from '../models/base.js';
+import { loadDelta, readDeltaManifest, type Delta, type DeltaManifest } from '../delta/index.js';
+import { DataLoader, ImageFiles, type TransformOptions } from '../data/index.js';
+import { openOne } from '../data/spec.js';
+import { resolveTransform } from '../data/transforms.js';
+import { evaluate } from './trainer.js';
+import type { EvalMetrics } from './metrics.js';
+
+export interface Tuned {
+  model: VisionModel;
+  delta: Delta;
+  manifest: DeltaManifest;
+  classes: string[];
+  preprocess: TransformOptions;
+  dispose(): void;
+}
+
+/**
+ * Where a delta's base weights are: `weights` if given, else the path recorded in the manifest,
+ * else the recorded file name next to the delta or its run folder (a run folder that moved keeps
+ * its base.safetensors beside best/ and last/). Candidates are confirmed by their sha256.
+ */
+function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | undefined): string | undefined {
+  if (weights) {
+    if (!existsSync(weights)) throw new Error(`--weights ${weights}: no such file`);
+    return weights;
+  }
+  const { weightsFile, sha256, path } = manifest.base;
+  if (!weightsFile || !sha256) return undefined;
+  const candidates = [path, join(deltaDir, weightsFile), join(dirname(resolve(deltaDir)), weightsFile)].filter((c): c is string => Boolean(c));
+  for (const c of candidates) {
+    try {
+      if (fileSha256(c) === sha256) return c;
+    } catch {
+      // missing or unreadable candidates are skipped; the error below names what was tried
+    }
+  }
+  throw new Error(
+    `${deltaDir}: cannot find the base weights ${weightsFile} (sha256 ${sha256.slice(0, 12)}...); looked at ${candidates.join(', ')}. Pass the file with --weights`,
+  );
+}
+
+/** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
+export function loadTuned(deltaDir: string, options: { weights?: string; ignoreBaseMismatch?: boolean } = {}): Tuned {
+  const manifest = readDeltaManifest(deltaDir);
+  const manifestPath = join(deltaDir, 'delta.json');
+  const preprocess = manifest.preprocess as unknown as TransformOptions;
+  resolveTransform({ ...preprocess, train: false }, `${manifestPath}: field 'preprocess'`);
+  if (!listModels().includes(manifest.model)) throw new Error(`${manifestPath}: field 'model': unknown model '${manifest.model}'`);
+  const weights = findBase(deltaDir, manifest, options.weights);
+  let model: VisionModel;
+  try {
+    model = createModel(manifest.model, weights ? { weights } : {});
+  } catch (err) {
+    // Most often the manifest's model and the base disagree: name both.
+    throw new Error(`${manifestPath}: field 'model' is '${manifest.model}', but its base ${weights ?? '(random init)'} does not load into it: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+  }
+  try {
+    const delta = loadDelta(model, deltaDir, { ignoreBaseMismatch: options.ignoreBaseMismatch });
+    model.eval();
+    return {
+      model, delta, manifest, classes: manifest.classes, preprocess,
+      dispose() {
+        delta.dispose();
+        model.dispose();
+      },
+    };
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+}
+
+/** Evaluates a tuned model on data (same forms as train's --data; folders with a split use their validation part). */
+export async function evaluateTuned(tuned: Tuned, data: string, options: { batchSize?: number; onBadImage?: 'skip' | 'fail' } = {}): Promise<EvalMetrics> {
+  const ds = openOne(data, 'data');
+  if (ds.classes.length !== tuned.classes.length) {
+    throw new Error(`data '${data}' has ${ds.classes.length} classes (${ds.classes.join(', ')}); the delta was trained on ${tuned.classes.length} (${tuned.classes.join(', ')})`);
+  }
+  const loader = new DataLoader(ds, { batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail' });
+  return evaluate(tuned.delta, loader);
+}
+
+export interface Prediction {
+  source: string;
+  top: { label: string; index: number; probability: number }[];
+}
+
+/** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
+export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16): Promise<Prediction[]> {
+  const k = Math.min(topK, tuned.classes.length);
+  const loader = new DataLoader(new ImageFiles(files, tuned.classes), { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
+  const out: Prediction[] = [];
+  const model = tuned.model;
+  model.eval();
+  for await (const batch of loader.epoch(0)) {
+    try {
+      // tidy: the forward's intermediates are freed here, not left to the finalizer.
+      noGrad(() => tidy(() => {
+        const probs = model.forward(batch.images).softmax(1);
+        const top = probs.topk(k, { dim: 1 });
+        const p = top.values.toNumbers();
+        const idx = top.indices.toNumbers();
+        batch.indices.forEach((fileIndex, row) => {
+          out.push({
+            source: files[fileIndex]!,
+            top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
+          });
+        });
+      }));
+    } finally {
+      batch.dispose();
+    }
+  }
+  return out;
+}
