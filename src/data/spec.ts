@@ -27,10 +27,10 @@ export interface DataOptions {
   workers?: number;
   /**
    * Train in channels-last layout: 4-D weights and image batches with NHWC strides, which oneDNN
-   * convolves without reordering (MobileNetV2 full fine-tuning ~1.25× faster per step). `tune()`
-   * defaults it to on for the CNN families (resnet, mobilenet_v2, convnext) and off for
-   * transformers, where only the patch embedding is a convolution; `makeLoaders` alone takes it as
-   * given. Results match NCHW to float rounding.
+   * convolves without reordering (docs/performance.md#channels-last-training). `tune()` defaults
+   * it to the model config's memoryFormat (on for the CNN families, off for transformers, where
+   * only the patch embedding is a convolution); `makeLoaders` alone takes it as given. Results
+   * match NCHW to float rounding.
    */
   channelsLast?: boolean;
 }

@@ -3,7 +3,7 @@
 // the right singular vectors of the kernel matrix [out·in, k·k] (a complete basis, so α · D = W
 // exactly). Only a change to the atoms, ΔD [k·k, k·k], trains — zero at init, so the model is
 // unchanged — and the kernel used is α · (D + ΔD). Mergeable: the merged kernel replaces W.
-import { Tensor, callOp, keep, noGrad } from '../engine/index.js';
+import { Tensor, callOp, noGrad, tidy } from '../engine/index.js';
 import { Module } from '../nn/module.js';
 import { Conv2d } from '../nn/layers.js';
 import { Parameter } from '../nn/parameter.js';
@@ -23,21 +23,18 @@ export class FilterAtoms extends Module {
     Object.defineProperty(this, 'conv', { value: conv, enumerable: false });
     const [kh, kw] = conv.kernelSize;
     const k2 = kh * kw;
-    const { coefficients, atoms } = noGrad(() => {
-      // In float64, so that α · D reproduces W to float32 rounding.
-      const w2d = conv.weight.detach().reshape([-1, k2]).to('float64');
-      const [u, s, vh] = callOp('aten::linalg_svd', [w2d, false]) as [Tensor, Tensor, Tensor];
-      u.dispose();
-      s.dispose();
-      // W = (W Dᵀ) D for orthonormal D = Vh (k² × k²).
-      const coeff = w2d.matmul(vh.transpose(0, 1));
-      const dtype = conv.weight.dtype;
-      const out = { coefficients: keep(coeff.to(dtype)), atoms: keep(vh.to(dtype)) };
-      w2d.dispose();
-      coeff.dispose();
-      vh.dispose();
-      return out;
-    });
+    // tidy frees every intermediate (the detach and reshape views included); the two results are kept.
+    const { coefficients, atoms } = tidy(() =>
+      noGrad(() => {
+        // In float64, so that α · D reproduces W to float32 rounding.
+        const w2d = conv.weight.detach().reshape([-1, k2]).to('float64');
+        const [, , vh] = callOp('aten::linalg_svd', [w2d, false]) as [Tensor, Tensor, Tensor];
+        // W = (W Dᵀ) D for orthonormal D = Vh (k² × k²).
+        const coeff = w2d.matmul(vh.transpose(0, 1));
+        const dtype = conv.weight.dtype;
+        return { coefficients: coeff.to(dtype), atoms: vh.to(dtype) };
+      }),
+    );
     // Derived from the base weights at install: not saved, recomputed when a delta is loaded.
     this.registerBuffer('coefficients', coefficients, false);
     this.registerBuffer('atoms', atoms, false);

@@ -61,17 +61,16 @@ export async function computeStudy(task: ComputeTask, epochs: number, workDir: s
   }
   const plain = { ...cached, augment: 'none' as const };
   // Closest to the claim here: Mona in the last two stages over the cached features.0-14, within
-  // a point of full fine-tuning over 10 epochs: 0.102–0.112× its time in float32, 0.090–0.098×
-  // with the frozen 1×1 convolutions of those stages in bfloat16 (AMX: an epoch 3.6 → 3.1 s;
-  // docs/results/compute-clothing-e10). Mona on fewer blocks, partial and a linear probe are
-  // cheaper but lose 2-6 points.
+  // a point of full fine-tuning at a tenth of its time, less with the frozen 1×1 convolutions of
+  // those stages in bfloat16; Mona on fewer blocks, partial and a linear probe are cheaper but lose
+  // points (figures: docs/performance.md#the-compute-study, docs/results/compute-clothing-e10).
   const lateMona = { label: 'mona stages 5-6, cached prefix', method: 'mona', methodOptions: { stages: [5, 6] }, overrides: plain };
   const cheapest: Variant = { ...lateMona, label: 'mona stages 5-6, cached prefix, bf16 frozen convs', overrides: { ...plain, frozenPrecision: 'bfloat16' } };
   // BatchNorm stays in eval mode for this checkpoint (its BatchNorms are folded identities), and
   // full fine-tuning trains at 1e-4 (docs/results/clothing).
   const full: Variant = { label: 'full', method: 'full', methodOptions: { trainBatchNormStats: false }, overrides: { lr: 1e-4 } };
   return {
-    // Mona's defaults are not in the study's report (1.4× full fine-tuning's time); bench:compute runs them.
+    // Mona's defaults are not in the study's report (slower than full fine-tuning here); bench:compute runs them.
     variants: [
       full,
       { label: 'linear probe, cached prefix', method: 'fixed', overrides: plain },

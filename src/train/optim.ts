@@ -138,9 +138,9 @@ export class AdamW extends Optimizer {
    * torch.optim.AdamW's update, elementwise the same. When every tensor of the group has a gradient
    * and the same step count (the usual case), the update runs once over the whole group flattened:
    * libtorch 1.13's CPU _foreach_* ops loop over the tensors, and a scalar multiply costs five ops
-   * per tensor there, so a delta of many small tensors (Mona: 66 on MobileNetV2) ran ~1,900 tiny ops
-   * a step (2.3 ms; flat, 1.7). Otherwise the stages run as _foreach_* calls on the moment views, one
-   * call per step count.
+   * per tensor there, so a delta of many small tensors (Mona: 66 on MobileNetV2) ran thousands of
+   * tiny ops a step (docs/performance.md#adamw-over-a-flattened-group). Otherwise the stages run as
+   * _foreach_* calls on the moment views, one call per step count.
    */
   protected updateGroup(params: Tensor[], grads: Tensor[], lr: number, group: ParamGroup): void {
     if (params.length === 0) return;

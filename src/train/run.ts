@@ -34,18 +34,16 @@ export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig'
    */
   cacheFrozenPrefix?: boolean;
   /**
-   * Run the frozen convolutions that pay for it in bfloat16 (Delta.setFrozenPrecision): on CPUs
-   * with AMX or AVX512-BF16, ~15% off an epoch of Mona in MobileNetV2's last stages. The
+   * Run the frozen convolutions that pay for it in bfloat16 (Delta.setFrozenPrecision): faster on
+   * CPUs with AMX or AVX512-BF16 (docs/performance.md#frozen-convolutions-in-bfloat16). The
    * trained parameters, and so the delta file, stay float32. Default float32.
    */
   frozenPrecision?: FrozenPrecision;
 }
 
-const CHANNELS_LAST_FAMILIES = new Set(['resnet', 'mobilenet_v2', 'convnext']);
-
-/** Whether a run trains channels-last: the option if given, else on for CNN families. */
+/** Whether a run trains channels-last: the option if given, else the model config's memory format. */
 export function usesChannelsLast(options: Pick<TuneOptions, 'model' | 'channelsLast'>): boolean {
-  return options.channelsLast ?? CHANNELS_LAST_FAMILIES.has(modelConfig(options.model).family);
+  return options.channelsLast ?? modelConfig(options.model).memoryFormat === 'channelsLast';
 }
 
 const TRAIN_KEYS = [
