@@ -1,7 +1,7 @@
 // `deltatune compare` and `deltatune ablate-scales`: method comparisons and Mona's filter-scale
 // ablation under one budget and several seeds, with a report (markdown, plots, HTML).
-import { inapplicableReason, listMethods } from '../delta/index.js';
-import { modelConfig } from '../models/index.js';
+import { inapplicableReason, listMethods, planDelta } from '../delta/index.js';
+import { createModel, modelConfig } from '../models/index.js';
 import { ablateScales, compareMethods, parseScaleSets, type ExperimentOptions } from '../experiments/compare.js';
 import { DEFAULT_METHODS, type ExperimentBase } from '../experiments/runner.js';
 import { UsageError } from './errors.js';
@@ -108,18 +108,40 @@ export async function runCompare(argv: string[]): Promise<void> {
   let methods = given ?? DEFAULT_METHODS;
   let skipped = new Map<string, string>();
   if (!given) {
-    // The default list, less the methods that do not apply to this family (the transformer adapters on a CNN, ...).
-    skipped = inapplicable(o.base.model, methods);
+    // The default list, less the methods that do not apply to this model (the transformer adapters on a CNN, ...).
+    skipped = inapplicable(o.base.model, methods, perMethod);
     for (const [m, why] of skipped) console.log(`skipping ${m}: ${why}`);
     methods = methods.filter((m) => !skipped.has(m));
   }
   finish(await compareMethods(methods, o, perMethod, skipped), o.outDir);
 }
 
-/** The default methods that do not apply to the model's kind, with the registry's reason. */
-function inapplicable(model: string, methods: string[]): Map<string, string> {
+/**
+ * The default methods that do not apply to the model, with the reason: the registry's, for a
+ * method of another kind; else the method's own refusal of this model (conv-adapter on a CNN with
+ * no dense k×k convolution), found by a dry run on a freshly initialised copy.
+ */
+export function inapplicable(model: string, methods: string[], options: Record<string, Record<string, unknown>>): Map<string, string> {
   const config = modelConfig(model);
-  return new Map(methods.map((m) => [m, inapplicableReason(m, config)] as const).filter((e): e is [string, string] => e[1] !== null));
+  const out = new Map<string, string>();
+  const probe = createModel(model, { numClasses: 2 });
+  try {
+    for (const method of methods) {
+      const reason = inapplicableReason(method, config);
+      if (reason) {
+        out.set(method, reason);
+        continue;
+      }
+      try {
+        planDelta(probe, { method, numClasses: 2, ...(options[method] ?? {}) });
+      } catch (err) {
+        out.set(method, (err as Error).message.split('\n')[0]!);
+      }
+    }
+  } finally {
+    probe.dispose();
+  }
+  return out;
 }
 
 export async function runAblate(argv: string[]): Promise<void> {

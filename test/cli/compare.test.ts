@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { ROOT } from '../helpers.js';
+import { inapplicable } from '../../src/cli/compare.js';
+import { listMethods } from '../../src/index.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
@@ -92,4 +94,15 @@ test('compare and ablate-scales: bad calls are one clear line', () => {
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1);
   }
+});
+
+test("compare's default list skips what does not apply to the model: other kinds by the registry, a model's own refusal by a dry run", () => {
+  const onMobileNet = inapplicable('mobilenet_v2', listMethods(), {});
+  assert.deepEqual([...onMobileNet.keys()].sort(), ['adapter', 'adaptformer', 'conv-adapter']);
+  assert.match(onMobileNet.get('adapter')!, /^adapter: applies to transformers; mobilenet_v2 is a CNN/);
+  assert.match(onMobileNet.get('conv-adapter')!, /^conv-adapter: mobilenet_v2 has no k×k \(k > 1\) convolution/);
+  const onVit = inapplicable('vit_tiny_p4_32', listMethods(), {});
+  assert.deepEqual([...onVit.keys()].sort(), ['conv-adapter', 'filter-atom']);
+  // Per-method options take part: an impossible one skips that method, with its message.
+  assert.match(inapplicable('resnet18', ['partial'], { partial: { blocks: 99 } }).get('partial')!, /'blocks' is 99 but resnet18 has 8 blocks/);
 });
