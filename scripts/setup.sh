@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs whatever deltatune needs on this machine and builds it. Safe to re-run: every step is
-# skipped when it is already done. Used by `npm run demo`, `npm test` and `npm run bench:*`.
+# skipped when it is already done. Used by `npm start`, `npm test` and `npm run bench:*`.
 #
+#   --test                       also install the test oracle (python3-torch, python3-torchvision):
+#                                `npm test` and the benchmarks compare against PyTorch; `npm start`
+#                                and the library never need it.
 #   LIBTORCH=/path/to/libtorch   build against an unpacked official libtorch (newer, or with CUDA)
 #                                instead of Debian's libtorch-dev.
 set -euo pipefail
@@ -9,8 +12,17 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
+test_oracle=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) test_oracle=1 ;;
+    *) say "unknown option $arg (the only one is --test)"; exit 2 ;;
+  esac
+done
+
 # --- Debian packages -------------------------------------------------------------------------
-packages=(libopenblas0-pthread python3-torch python3-torchvision dataset-fashion-mnist)
+packages=(libopenblas0-pthread dataset-fashion-mnist)
+[ $test_oracle -eq 0 ] || packages+=(python3-torch python3-torchvision)
 [ -n "${LIBTORCH:-}" ] || packages=(libtorch-dev "${packages[@]}")
 missing=()
 for p in "${packages[@]}"; do
