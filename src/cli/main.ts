@@ -83,7 +83,8 @@ if (problem) {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    const message = err instanceof Error ? err.message : String(err);
+    // (the engine's own messages already start with 'deltatune: ')
+    const message = (err instanceof Error ? err.message : String(err)).replace(/^deltatune: /, '');
     // One clear line (libtorch/io messages may carry detail lines; keep the first few).
     if (err instanceof UsageError) {
       const command = process.argv[2] && Object.hasOwn(commands, process.argv[2]) ? ` ${process.argv[2]}` : '';

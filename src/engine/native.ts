@@ -68,28 +68,46 @@ export interface NativeAddon {
   call(id: number, args: unknown[]): unknown;
 }
 
-function findAddon(): string {
-  // Works from src/engine (ts sources) and dist/src/engine (compiled): walk up to the package root.
+const ADDON = 'deltatune_native.node';
+const APT = 'apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread';
+
+/** The package root: the first folder above this file (src/engine or dist/src/engine) with a package.json. */
+function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const candidate = join(dir, 'native', 'build', 'Release', 'deltatune_native.node');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  throw new Error(
-    'deltatune: the native addon is not built (native/build/Release/deltatune_native.node is missing). ' +
-      'Run `npm run setup` in the deltatune folder.',
-  );
+  for (let i = 0; i < 5 && !existsSync(join(dir, 'package.json')); i++) dir = dirname(dir);
+  return dir;
 }
 
+/**
+ * Where the addon comes from, first match wins: DELTATUNE_ADDON (a path to a .node file);
+ * native/build/Release (built by scripts/setup.sh in a clone, or by scripts/install.js in an
+ * installed package when the prebuilt one did not load); the prebuilt addon shipped in the package
+ * (prebuilds/, linux-x64 with Debian's libtorch 1.13). Every failure is one line naming its fix.
+ */
 function load(): NativeAddon {
-  const path = findAddon();
+  const root = packageRoot();
+  const clone = existsSync(join(root, 'src'));
+  const fix = clone ? 'run: npm run setup' : 'run: npx deltatune-build (or: npm rebuild deltatune)';
+  const override = process.env.DELTATUNE_ADDON;
+  const candidates = override
+    ? [override]
+    : [join(root, 'native', 'build', 'Release', ADDON), join(root, 'prebuilds', 'linux-x64-libtorch1.13', ADDON)];
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    throw new Error(
+      override
+        ? `deltatune: DELTATUNE_ADDON=${override} does not exist`
+        : `deltatune: the native addon is not built; ${fix}`,
+    );
+  }
   try {
     return createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
+    const reason = String((err as Error).message).split('\n')[0] ?? '';
+    const missingLib = /cannot open shared object file/.test(reason);
     throw new Error(
-      `deltatune: could not load the native addon ${path}: ${(err as Error).message}. ` +
-        'If libtorch was upgraded or LIBTORCH changed, rebuild with `npm run setup`.',
+      `deltatune: could not load the native addon ${path}: ${reason}; ` +
+        (missingLib ? `install libtorch as root (${APT}), then ${fix}` : `rebuild it, ${fix}`),
     );
   }
 }
