@@ -103,7 +103,8 @@ function load(): NativeAddon {
   try {
     return createRequire(import.meta.url)(path) as NativeAddon;
   } catch (err) {
-    const reason = String((err as Error).message).split('\n')[0] ?? '';
+    // dlopen's message starts with the path again
+    const reason = (String((err as Error).message).split('\n')[0] ?? '').replace(`${path}: `, '');
     const missingLib = /cannot open shared object file/.test(reason);
     throw new Error(
       `deltatune: could not load the native addon ${path}: ${reason}; ` +
