@@ -58,8 +58,27 @@ export function baseUrl(kind: WeightsSource['kind'], mirror?: string): string {
   return base.replace(/\/+$/, '');
 }
 
+const REGISTERED: TorchvisionWeights[] = [];
+
+/** torchvision's published weights, then any added by registerWeights. */
 export function knownWeights(): readonly TorchvisionWeights[] {
-  return TORCHVISION_WEIGHTS;
+  return [...TORCHVISION_WEIGHTS, ...REGISTERED];
+}
+
+/**
+ * Adds weights of one's own to the names resolved like torchvision's (a private mirror's, a test's):
+ * 'MODEL.TAG' with an upper-case tag, a file named '…-<sha256 prefix>.<ext>' as torch.hub's are.
+ */
+export function registerWeights(w: TorchvisionWeights): void {
+  if (!/^[a-z0-9_]+\.[A-Z0-9_]+$/.test(w.name) || !w.name.startsWith(`${w.model}.`)) {
+    throw new Error(`registerWeights: name '${w.name}' must be '${w.model}.TAG' with an upper-case TAG`);
+  }
+  const hash = /-([a-f0-9]{8,})\.[a-z]+$/.exec(w.file)?.[1];
+  if (hash !== w.sha256Prefix || /[/\\]/.test(w.file)) {
+    throw new Error(`registerWeights('${w.name}'): file '${w.file}' must be a bare file name ending in '-${w.sha256Prefix}.<ext>' (its sha256 prefix)`);
+  }
+  if (knownWeights().some((k) => k.name === w.name)) throw new Error(`registerWeights: '${w.name}' is already known`);
+  REGISTERED.push({ ...w });
 }
 
 const WEIGHTS_FILE = /\.(pth|pt|safetensors|bin|ckpt)$/i;
@@ -98,7 +117,7 @@ export function parseWeightsName(name: string, model?: string): WeightsSource {
     timmModel(m[1]!, name);
     return { kind: 'hf', name: `hf-hub:timm/${name}`, repo: `timm/${name}`, revision: 'main', file: 'model.safetensors' };
   }
-  const forModel = model ? TORCHVISION_WEIGHTS.filter((w) => w.model === model).map((w) => w.name) : [];
+  const forModel = model ? knownWeights().filter((w) => w.model === model).map((w) => w.name) : [];
   throw new Error(
     `unknown weights '${name}': not a file, and not a known name` +
       (forModel.length ? ` (for ${model}: ${forModel.join(', ')}, or hf-hub:ORG/REPO)` : ` (see 'deltatune weights list'; or hf-hub:ORG/REPO, or a timm name such as convnext_tiny.fb_in22k)`),
@@ -106,12 +125,13 @@ export function parseWeightsName(name: string, model?: string): WeightsSource {
 }
 
 function torchvisionEntry(name: string, model?: string): TorchvisionWeights | undefined {
-  const exact = TORCHVISION_WEIGHTS.find((w) => w.name === name || w.enum === name);
+  const all = knownWeights();
+  const exact = all.find((w) => w.name === name || w.enum === name);
   if (exact) return exact;
   const dot = name.lastIndexOf('.');
   const [owner, member] = dot < 0 ? [model, name] : [name.slice(0, dot), name.slice(dot + 1)];
   if (!owner) return undefined;
-  const own = TORCHVISION_WEIGHTS.filter((w) => w.model === owner || w.enum.startsWith(`${owner}.`));
+  const own = all.filter((w) => w.model === owner || w.enum.startsWith(`${owner}.`));
   return member === 'DEFAULT' ? own.find((w) => w.default) : own.find((w) => w.name.endsWith(`.${member}`));
 }
 
@@ -139,7 +159,10 @@ export function sourceFiles(source: WeightsSource, options: { cacheDir?: string;
   const hub = hubCacheDir(options.cacheDir);
   if (source.kind === 'torchvision') {
     const { entry } = source;
-    return { weights: { url: `${baseUrl('torchvision', options.mirror)}/${entry.file}`, path: join(hub, 'torchvision', entry.file), sha256: entry.sha256Prefix } };
+    // A mirror (option or DELTATUNE_TORCHVISION_URL) holds the files under their published names.
+    const mirrored = options.mirror || process.env.DELTATUNE_TORCHVISION_URL;
+    const url = mirrored ? `${baseUrl('torchvision', options.mirror)}/${entry.file}` : entry.url;
+    return { weights: { url, path: join(hub, 'torchvision', entry.file), sha256: entry.sha256Prefix } };
   }
   const dir = join(hub, 'hf', ...source.repo.split('/'), source.revision);
   const url = (file: string) => `${baseUrl('hf', options.mirror)}/${source.repo}/resolve/${encodeURIComponent(source.revision)}/${file}`;
