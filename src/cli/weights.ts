@@ -73,7 +73,7 @@ function list(args: string[], json: boolean): void {
   const rows = knownWeights().map((w) => {
     const { path } = weightsLocation(w.name);
     const cached = existsSync(path);
-    return { name: w.name, model: w.model, top1: w.top1, approxMiB: Number(mib(w.numParams * 4)), cached, path, url: w.url, default: w.default };
+    return { name: w.name, model: w.model, top1: w.top1, approxMiB: Math.round((w.numParams * 4) / 2 ** 20), cached, path, url: w.url, default: w.default };
   });
   // Hugging Face downloads already in the cache: hub/hf/ORG/REPO/REVISION/model.safetensors.
   const hf = join(hubCacheDir(), 'hf');
