@@ -116,8 +116,10 @@ function convert(args: string[], force: boolean, mode: TransferProgressMode): vo
   checkOutputFile(output, { force, reads: [input], what: 'OUT' });
   const started = performance.now();
   const progress = createTransferProgress(mode);
-  // Reading and the NaN check are one call each: a line before each; the write has a bar (or lines).
-  progress.message(`reading ${input}${existsSync(input) ? ` (${mib(statSync(input).size)} MiB)` : ''}`);
+  // Reading and the NaN check are one call each: a line before each (reading only for a file big
+  // enough to take a while, so a missing or garbage file is just its one-line error); the write has a bar (or lines).
+  const size = existsSync(input) ? statSync(input).size : 0;
+  if (size >= 16 * 2 ** 20) progress.message(`reading ${input} (${mib(size)} MiB)`);
   const state = loadStateDict(input);
   try {
     progress.message(`checking ${state.size} tensors for NaN and inf`);
