@@ -290,3 +290,36 @@ test("a Hugging Face-style repo: config.json's mean, std, input size and labels 
   await assert.rejects(resolveWeights('hf-hub:timm/resnet18.bad', { mirror: server.url, cacheDir, progress: 'quiet' }), /sha256 mismatch for .*resnet18\.bad\/resolve\/main\/model\.safetensors: expected 0{64}, got [0-9a-f]{64}; the download was deleted/);
   assert.equal(existsSync(join(cacheDir, 'hf', 'timm', 'resnet18.bad', 'main', 'model.safetensors')), false);
 });
+
+test('tune with a weights name fetches it, records the name, and prepares images with the weights\' preprocessing', { timeout: 120_000 }, async () => {
+  const { tune } = await import('../../src/train/run.js');
+  const { readDeltaManifest } = await import('../../src/delta/index.js');
+  const { makeFolder } = await import('../data/fixtures.js');
+  const st = readFileSync(oracle.safetensors.path);
+  const repo = '/timm/resnet18.tune_in10/resolve/main';
+  server.routes.set(`${repo}/config.json`, { body: readFileSync(oracle.config) });
+  server.routes.set(`${repo}/model.safetensors`, { body: st, headers: { 'x-linked-etag': `"${oracle.safetensors.sha256}"` } });
+  const data = join(dir, 'images');
+  await makeFolder(data, ['a', 'b'], 4);
+  const saved = { ...process.env };
+  process.env.DELTATUNE_CACHE = freshCache();
+  process.env.DELTATUNE_HUB_URL = server.url;
+  try {
+    const out = join(dir, 'run');
+    const name = 'hf-hub:timm/resnet18.tune_in10';
+    // 32 px keeps the step cheap; mean, std and crop still come from config.json.
+    await tune({ model: 'resnet18', weights: name, method: 'fixed', data, valSplit: 0.25, imageSize: 32, epochs: 1, lr: 1e-3, batchSize: 4, out, progress: 'quiet' });
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { tune: { weights: string }; fingerprints: { weights: string } };
+    assert.equal(config.tune.weights, name, 'the run records the name, not a cache path');
+    assert.equal(config.fingerprints.weights, oracle.safetensors.sha256);
+    const manifest = readDeltaManifest(join(out, 'last'));
+    assert.deepEqual(manifest.preprocess.mean, [0.5, 0.4, 0.3]);
+    assert.deepEqual(manifest.preprocess.std, [0.2, 0.25, 0.3]);
+    assert.equal(manifest.preprocess.cropPct, 0.95);
+    assert.equal(manifest.preprocess.size, 32);
+    assert.equal(server.hits(`${repo}/model.safetensors`).length, 1);
+  } finally {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+});
