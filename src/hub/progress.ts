@@ -28,6 +28,9 @@ export function createTransferProgress(mode: TransferProgressMode = 'auto', stre
 
 export const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 
+/** Transfers under 1 MiB are not reported. */
+const SMALL = 2 ** 20;
+
 class BarTransfer implements TransferProgress {
   #bar: cliProgress.SingleBar | null = null;
   #lines: LineTransfer;
@@ -38,6 +41,7 @@ class BarTransfer implements TransferProgress {
 
   start(label: string, total: number | null, from: number): void {
     this.stop();
+    if (total !== null && total < SMALL) return;
     // Without a size a bar has nothing to fill: plain lines instead.
     if (total === null) return this.#lines.start(label, total, from);
     this.#bar = new cliProgress.SingleBar(
@@ -86,6 +90,7 @@ class LineTransfer implements TransferProgress {
   constructor(private readonly write: (s: string) => void) {}
 
   start(label: string, total: number | null, from: number): void {
+    if (total !== null && total < SMALL) return; // a config file: over before a line would help
     this.#label = label;
     this.#total = total;
     this.#last = performance.now();
