@@ -27,11 +27,11 @@ export const TUNE_FLAGS = {
   weights: {
     type: 'string', usage: '--weights FILE|NAME',
     about: [
-      'pretrained weights: a file (.safetensors/.pth, torchvision or timm key names)',
-      'or a name (resnet50.IMAGENET1K_V2, DEFAULT, hf-hub:timm/convnext_tiny.fb_in22k;',
-      "'deltatune weights list'), downloaded once into the cache, whose mean, std,",
-      'input size and crop the run then uses; without it the model starts from a',
-      'seeded random init (saved in the run)',
+      'pretrained weights: a file (.safetensors/.pth, torchvision or timm',
+      'names) or a name (resnet50.IMAGENET1K_V2, DEFAULT, hf-hub:timm/...;',
+      "see 'deltatune weights list'), fetched once into the cache; the run",
+      "uses the weights' mean, std, input size and crop. Without it the model",
+      'starts from a seeded random init (saved in the run)',
     ],
     read: (p) => ({ weights: str(p, 'weights') }),
   },

@@ -21,7 +21,8 @@ export const weightsHelp = `Usage: deltatune weights list [--json]
 list     the weights known by name (torchvision's published ImageNet-1K weights for the zoo's
          models), with their model, ImageNet top-1, size, and whether and where they are cached;
          timm weights from the Hugging Face hub are fetched by name too (hf-hub:timm/ARCH.TAG or
-         ARCH.TAG for the timm architectures the zoo loads: ${Object.keys(TIMM_ARCHITECTURES).join(', ')})
+         ARCH.TAG) for the timm architectures the zoo loads:
+${wrap(Object.keys(TIMM_ARCHITECTURES).join(', '), 86, '         ')}
 fetch    downloads NAME into the cache once (resumed after a dropped connection, sha256 checked):
          resnet50.IMAGENET1K_V2, IMAGENET1K_V2 or DEFAULT with --model resnet50,
          hf-hub:timm/convnext_tiny.fb_in22k, convnext_tiny.fb_in22k. 'train --weights NAME' does
@@ -37,6 +38,18 @@ Progress: a bar on a terminal, plain lines otherwise (--progress), nothing with 
 Environment: DELTATUNE_CACHE (the cache is DELTATUNE_CACHE/hub, default
 \${XDG_CACHE_HOME:-~/.cache}/deltatune/hub), DELTATUNE_OFFLINE=1 (never connect: a missing file is an
 error naming where to place it by hand), DELTATUNE_TORCHVISION_URL and DELTATUNE_HUB_URL (mirrors).`;
+
+function wrap(text: string, width: number, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(indent + line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, indent + line].join('\n');
+}
 
 const flags = {
   force: { type: 'boolean' }, quiet: { type: 'boolean' }, json: { type: 'boolean' }, progress: { type: 'string' },
