@@ -3,6 +3,7 @@ export * from './engine/index.js';
 export * from './ops/index.js';
 export * from './nn/index.js';
 export * from './io/index.js';
+export * from './hub/index.js';
 export * from './models/index.js';
 export * from './delta/index.js';
 export * from './data/index.js';

@@ -8,7 +8,8 @@ Loads the base and the delta in DIR (a run's best/ or last/), evaluates it on DA
 fashion-mnist:test, mnist, a folder with one subfolder per class, or a .csv of path,label) and
 prints top-1, top-5, per-class accuracy and the confusion matrix.
 
-  --weights FILE            the base weights, if not where the delta recorded them
+  --weights FILE|NAME       the base weights, if not where the delta recorded them (a name
+                            is read from the cache: 'deltatune weights fetch NAME' first)
   --ignore-base-mismatch    load even if the base's fingerprint differs from the delta's
   --batch N                 (default 32)
   --on-bad-image skip|fail  (default fail)

@@ -17,6 +17,8 @@ Commands:
   merge                    fold a mergeable delta into its base and write a plain checkpoint
   compare                  every method under one budget and several seeds: table, plots, HTML report
   ablate-scales            Mona's filter-scale ablation under one budget: table, plots, HTML report
+  weights list             pretrained weights known by name (torchvision, timm on the HF hub) and the cache
+  weights fetch NAME       download named weights into the cache (resumable, sha256-checked)
   weights convert IN OUT   convert a .pth/.pt checkpoint to .safetensors (no code from the file runs)
 
 Run 'deltatune <command> --help' for a command's options; 'deltatune --version' for the version.`;

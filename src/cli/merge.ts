@@ -12,7 +12,8 @@ Folds the delta (lora, ssf, bitfit, normtuning, filter-atom, full, fixed, partia
 weights and writes a plain checkpoint with torchvision's names and the delta's head, loadable by
 createModel or by PyTorch. Mona and the adapters add modules and cannot be merged.
 
-  --weights FILE            the base weights, if not where the delta recorded them
+  --weights FILE|NAME       the base weights, if not where the delta recorded them (a name
+                            is read from the cache: 'deltatune weights fetch NAME' first)
   --ignore-base-mismatch    load even if the base's fingerprint differs from the delta's
   --force                   replace FILE if it exists (never the delta's files or its base)`;
 

@@ -9,7 +9,8 @@ export const predictHelp = `Usage: deltatune predict --delta DIR [options] IMAGE
 Prints the top-k labels for each image (JPEG, PNG, WebP, GIF, TIFF), prepared exactly as the
 delta's evaluation transform.
 
-  --weights FILE            the base weights, if not where the delta recorded them
+  --weights FILE|NAME       the base weights, if not where the delta recorded them (a name
+                            is read from the cache: 'deltatune weights fetch NAME' first)
   --ignore-base-mismatch    load even if the base's fingerprint differs from the delta's
   --top-k N                 labels per image (default 5)
   --json                    one JSON array instead of a table`;

@@ -25,8 +25,14 @@ export const TUNE_FLAGS = {
     read: (p, h) => ({ model: required(p, 'model', h) }),
   },
   weights: {
-    type: 'string', usage: '--weights FILE',
-    about: ['pretrained weights (.safetensors/.pth, torchvision or timm names);', 'without it the model starts from a seeded random init (saved in the run)'],
+    type: 'string', usage: '--weights FILE|NAME',
+    about: [
+      'pretrained weights: a file (.safetensors/.pth, torchvision or timm',
+      'names) or a name (resnet50.IMAGENET1K_V2, DEFAULT, hf-hub:timm/...;',
+      "see 'deltatune weights list'), fetched once into the cache; the run",
+      "uses the weights' mean, std, input size and crop. Without it the model",
+      'starts from a seeded random init (saved in the run)',
+    ],
     read: (p) => ({ weights: str(p, 'weights') }),
   },
   data: {

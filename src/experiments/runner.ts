@@ -2,6 +2,7 @@
 // process — so every run starts from the same clean state and its peak memory is its own — and
 // collects what the report needs.
 import { spawn } from 'node:child_process';
+import { isWeightsName, resolveWeights } from '../hub/index.js';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readRunSummary } from './files.js';
 import { listMethods, methodFacts } from '../delta/index.js';
@@ -103,6 +104,9 @@ export async function runGrid(options: GridOptions): Promise<{ runs: RunRecord[]
   const log = options.log ?? (() => {});
   const total = options.variants.length * options.seeds.length;
   let done = 0;
+  // Named weights are fetched once here, with progress shown; each run's child then finds them cached.
+  const { weights, model } = options.base;
+  if (weights && isWeightsName(weights)) await resolveWeights(weights, { model, progress: options.log ? 'auto' : 'quiet' });
   for (const variant of options.variants) {
     for (const seed of options.seeds) {
       done += 1;

@@ -54,6 +54,27 @@ export function writeFileAtomic(path: string, chunks: Iterable<Uint8Array> | Uin
   syncDirectory(dir, path);
 }
 
+/**
+ * Puts a finished temporary file (in the same directory as `path`) in place: fsyncs it, renames
+ * it over `path`, then fsyncs the directory. For files written piecewise over time (a resumable
+ * download's `.part`), where writeFileAtomic's one-pass iterable does not fit.
+ */
+export function commitFile(tmp: string, path: string): void {
+  const target = resolve(path);
+  try {
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, target);
+  } catch (err) {
+    throw new Error(`cannot put ${tmp} in place as ${path}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  }
+  syncDirectory(dirname(target), path);
+}
+
 function writeAll(fd: number, chunk: Uint8Array): void {
   let done = 0;
   while (done < chunk.length) done += writeSync(fd, chunk, done, chunk.length - done);

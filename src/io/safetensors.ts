@@ -207,6 +207,8 @@ export function saveSafetensors(
   path: string,
   tensors: Map<string, Tensor> | Record<string, Tensor>,
   metadata: Record<string, string> = {},
+  /** Called after each tensor is written with the tensor bytes written so far and their total (for a progress bar). */
+  onProgress?: (written: number, total: number) => void,
 ): void {
   checkHostEndianness(path);
   const items = [...(tensors instanceof Map ? tensors.entries() : Object.entries(tensors))];
@@ -241,10 +243,13 @@ export function saveSafetensors(
   function* chunks(): Generator<Uint8Array> {
     yield prefix;
     yield padded;
+    let written = 0;
     for (const [name, t] of items) {
       const a = t.toArray();
       if (a.byteLength !== t.nbytes) throw new Error(`tensor '${name}' gave ${a.byteLength} bytes, expected ${t.nbytes}`);
       yield new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+      written += a.byteLength;
+      onProgress?.(written, offset);
     }
   }
   writeFileAtomic(path, chunks());

@@ -77,8 +77,13 @@ export function checkFinite(stateDict: Map<string, Tensor> | Record<string, Tens
 }
 
 /** Writes a state dict as safetensors (atomically; see `saveSafetensors`). */
-export function saveStateDict(path: string, stateDict: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>): void {
-  saveSafetensors(path, stateDict, metadata);
+export function saveStateDict(
+  path: string,
+  stateDict: Map<string, Tensor> | Record<string, Tensor>,
+  metadata?: Record<string, string>,
+  onProgress?: (written: number, total: number) => void,
+): void {
+  saveSafetensors(path, stateDict, metadata, onProgress);
 }
 
 /**

@@ -67,6 +67,17 @@ export interface ModelConfig {
   paper: string;
   /** The weights file this instance was loaded from (set by createModel). */
   weightsFile?: string;
+  /** The weights name it was loaded by ('resnet50.IMAGENET1K_V2', 'hf-hub:timm/...'; set by createModel). */
+  weightsName?: string;
+  /**
+   * Evaluation crop as a fraction of the resized side (timm's crop_pct; torchvision's crop/resize).
+   * Set from named weights; unset means the data layer's default 0.875.
+   */
+  cropPct?: number;
+  /** The resize interpolation the weights were trained with; recorded, not applied. */
+  interpolation?: string;
+  /** Class names in class-index order, when the weights publish them (cleared by resetClassifier). */
+  classNames?: readonly string[];
 }
 
 export abstract class VisionModel extends Module<[Tensor], Tensor> {
@@ -90,6 +101,7 @@ export abstract class VisionModel extends Module<[Tensor], Tensor> {
   resetClassifier(numClasses: number): void {
     replaceLinear(this, this.config.classifier, numClasses, (l) => initHead(l, this.config.headInit));
     this.config.numClasses = numClasses;
+    delete this.config.classNames; // they named the old head's outputs
   }
 
   forward(x: Tensor): Tensor {

@@ -7,7 +7,7 @@ import './vit.js';
 
 export { VisionModel, MODEL_KINDS, type BlockInfo, type BlockLayout, type HeadInit, type ModelConfig, type ModelKind } from './base.js';
 export { IMAGENET_PREPROCESS } from './common.js';
-export { createModel, listModels, modelConfig, registerModel, type CreateModelOptions, type KeyRemap } from './registry.js';
+export { configWithWeights, createModel, listModels, modelConfig, registerModel, type CreateModelOptions, type KeyRemap } from './registry.js';
 export { ResNet } from './resnet.js';
 export { MobileNetV2 } from './mobilenet.js';
 export { ConvNeXt, convnextFromTimm } from './convnext.js';

@@ -4,6 +4,7 @@ import { Tensor, noGrad } from '../engine/index.js';
 import { loadStateDict } from '../io/state-dict.js';
 import { MODEL_KINDS, type ModelConfig, type VisionModel } from './base.js';
 import { withoutInitialisation } from '../nn/init.js';
+import { cachedWeights, isWeightsName, weightsLocation, type WeightsConfig } from '../hub/index.js';
 
 export interface ModelFactoryOptions {
   numClasses: number;
@@ -68,10 +69,15 @@ export interface CreateModelOptions {
   /** Output classes; defaults to the checkpoint's (or the config's 1000). */
   numClasses?: number;
   /**
-   * A weights file (.safetensors, .pth or .pt; torchvision or timm key names). A name such as
-   * 'imagenet' is refused: deltatune never downloads.
+   * A weights file (.safetensors, .pth or .pt; torchvision or timm key names), or a weights name
+   * whose file is already in the hub cache: 'resnet50.IMAGENET1K_V2' (or 'IMAGENET1K_V2',
+   * 'DEFAULT'), 'hf-hub:timm/convnext_tiny.fb_in22k', 'convnext_tiny.fb_in22k'. createModel never
+   * downloads: `await resolveWeights(name)` (or `deltatune weights fetch NAME`) first. Named weights
+   * set the config's mean, std, input size, crop and class names.
    */
   weights?: string;
+  /** The hub cache to look names up in (default hubCacheDir()). */
+  cacheDir?: string;
   /** Which key layout the file uses; 'auto' (default) detects it. */
   weightsFormat?: 'auto' | 'torchvision' | string;
   dropPath?: number;
@@ -83,13 +89,18 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
   if (options.weights === undefined) {
     return e.factory({ numClasses: options.numClasses ?? e.config.numClasses, dropPath: options.dropPath });
   }
-  if (!/[/\\.]/.test(options.weights)) {
-    throw new Error(
-      `createModel('${name}'): weights '${options.weights}' looks like a name, not a file. deltatune does not download ` +
-        `weights; get the file (${e.config.weightSource}) and pass its path.`,
-    );
+  let path = options.weights;
+  let named: { name: string; config: WeightsConfig } | null = null;
+  if (isWeightsName(options.weights)) {
+    const found = cachedWeights(options.weights, { model: name, cacheDir: options.cacheDir });
+    if (!found) {
+      const { path: where } = weightsLocation(options.weights, { model: name, cacheDir: options.cacheDir });
+      throw new Error(`createModel('${name}'): weights '${options.weights}' are not in the cache (${where}); fetch them first: deltatune weights fetch ${options.weights}`);
+    }
+    path = found.path;
+    named = { name: found.name!, config: found.config };
   }
-  let state = loadStateDict(options.weights);
+  let state = loadStateDict(path);
   try {
     state = remapKeys(name, e, state, options.weightsFormat ?? 'auto');
     const headKey = `${e.config.classifier}.weight`;
@@ -100,8 +111,9 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
     // Random initialisation would be overwritten by the strict load, so it is skipped.
     const model = withoutInitialisation(() => e.factory({ numClasses: checkpointClasses, dropPath: options.dropPath }));
     try {
-      model.loadStateDict(state, { strict: true, source: options.weights });
-      model.config.weightsFile = options.weights;
+      model.loadStateDict(state, { strict: true, source: path });
+      model.config.weightsFile = path;
+      if (named) Object.assign(model.config, configWithWeights(model.config, named.name, named.config));
       if (numClasses !== checkpointClasses) model.resetClassifier(numClasses);
     } catch (err) {
       model.dispose();
@@ -113,6 +125,24 @@ export function createModel(name: string, options: CreateModelOptions = {}): Vis
       for (const t of state.values()) t.dispose();
     });
   }
+}
+
+/**
+ * A config with what named weights bring (timm's pretrained_cfg idea): their input size, mean,
+ * std, crop and interpolation, and their class names when they name `config.numClasses` outputs.
+ */
+export function configWithWeights(config: ModelConfig, name: string, w: WeightsConfig): ModelConfig {
+  const out: ModelConfig = { ...config, weightsName: name };
+  const p = w.preprocess;
+  if (p) {
+    out.inputSize = [...p.inputSize];
+    out.mean = [...p.mean];
+    out.std = [...p.std];
+    if (p.cropPct !== undefined) out.cropPct = p.cropPct;
+    if (p.interpolation !== undefined) out.interpolation = p.interpolation;
+  }
+  if (w.classNames && w.classNames.length === config.numClasses) out.classNames = w.classNames;
+  return out;
 }
 
 function remapKeys(name: string, e: Entry, state: Map<string, Tensor>, format: string): Map<string, Tensor> {

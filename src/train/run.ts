@@ -10,7 +10,8 @@ import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
 import { fileSha256 } from '../delta/files.js';
 import { readRunConfig, type DataFingerprint } from './run-config.js';
-import { createModel, listModels, modelConfig } from '../models/index.js';
+import { configWithWeights, createModel, listModels, modelConfig } from '../models/index.js';
+import { isWeightsName, resolveWeights } from '../hub/index.js';
 import type { ModelConfig, VisionModel } from '../models/base.js';
 import { applyDelta, listMethods, type Delta, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
 import { DataLoader, evalTransform, trainTransform, type Dataset, type TransformOptions } from '../data/index.js';
@@ -21,7 +22,11 @@ import { createProgress, type ProgressMode } from './progress.js';
 
 export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
   model: string;
-  /** Pretrained weights file; without one the model starts from a seeded random init, saved into the run as base.safetensors. */
+  /**
+   * Pretrained weights: a file, or a name ('resnet50.IMAGENET1K_V2', 'hf-hub:timm/...'; downloaded
+   * into the hub cache if missing, and their mean, std, input size and crop become the model's).
+   * Without any, the model starts from a seeded random init, saved into the run as base.safetensors.
+   */
   weights?: string;
   method: string;
   methodOptions?: Record<string, unknown>;
@@ -65,13 +70,14 @@ function pickTrainOptions(options: TuneOptions): Omit<TrainOptions, 'seed'> {
 export function runTransforms(
   options: DataOptions,
   arrays: boolean,
-  model?: Pick<ModelConfig, 'inputSize' | 'mean' | 'std'>,
+  model?: Pick<ModelConfig, 'inputSize' | 'mean' | 'std' | 'cropPct'>,
 ): { train: TransformOptions; eval: TransformOptions } {
   const size = options.imageSize ?? model?.inputSize[2] ?? 224;
   if (!(Number.isInteger(size) && size >= 8)) throw new RangeError(`imageSize must be an integer ≥ 8, got ${size}`);
   const jitter = options.colorJitter ?? 0;
   const norm = model ? { mean: [...model.mean] as [number, number, number], std: [...model.std] as [number, number, number] } : {};
-  const evalT = evalTransform(size, { ...norm, ...(arrays ? { cropPct: 1 } : {}) });
+  const crop = model?.cropPct !== undefined ? { cropPct: model.cropPct } : {};
+  const evalT = evalTransform(size, { ...norm, ...crop, ...(arrays ? { cropPct: 1 } : {}) });
   const augment = options.augment ?? 'default';
   if (augment !== 'default' && augment !== 'none') throw new Error(`augment must be 'default' or 'none', got '${String(augment)}'`);
   const trainT =
@@ -256,7 +262,7 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     out: runDir,
     data: absoluteDataSpec(options.data),
     ...(options.valData ? { valData: absoluteDataSpec(options.valData) } : {}),
-    ...(options.weights ? { weights: resolve(options.weights) } : {}),
+    ...(options.weights && !isWeightsName(options.weights) ? { weights: resolve(options.weights) } : {}),
   };
   let replaced: string[] = [];
   if (control.resume) {
@@ -265,9 +271,14 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     replaced = checkRunFolder(runDir, options, control.force === true);
   }
   const progress = createProgress(options.progress ?? 'auto');
+  // Named weights are fetched now (createModel, later, only reads the cache); they bring their preprocessing.
+  const mode = options.progress ?? 'auto';
+  const base = options.weights
+    ? await resolveWeights(options.weights, { model: options.model, progress: mode === 'json' ? 'quiet' : mode })
+    : null;
   const split = openData(options);
   const fingerprint = dataFingerprint(split, options);
-  const weightsSha256 = options.weights ? fileSha256(options.weights) : null;
+  const weightsSha256 = base ? fileSha256(base.path) : null;
   if (control.resume) {
     const saved = readRunConfig(runDir);
     if (saved.fingerprints) {
@@ -285,7 +296,8 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     }
     cleanRunFolder(runDir);
   }
-  const transforms = runTransforms(options, split.arrays, modelConfig(options.model));
+  const config = base?.name ? configWithWeights(modelConfig(options.model), base.name, base.config) : modelConfig(options.model);
+  const transforms = runTransforms(options, split.arrays, config);
   const channelsLast = usesChannelsLast(options);
   // Every image skipped as undecodable is reported (also under --quiet) and listed in summary.json.
   const skipped = new Set<string>();
@@ -396,7 +408,7 @@ function pathsFromRun(runDir: string, options: TuneOptions): Record<string, stri
   const out: Record<string, string> = {};
   for (const key of ['data', 'valData', 'weights'] as const) {
     const v = options[key];
-    if (v && !BUILTIN_DATA.includes(v)) out[key] = relative(runDir, v);
+    if (v && !BUILTIN_DATA.includes(v) && !(key === 'weights' && isWeightsName(v))) out[key] = relative(runDir, v);
   }
   return out;
 }

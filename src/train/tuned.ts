@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { noGrad, tidy } from '../engine/index.js';
 import { fileSha256 } from '../delta/files.js';
 import { createModel, listModels } from '../models/index.js';
+import { isWeightsName } from '../hub/index.js';
 import type { VisionModel } from '../models/base.js';
 import { loadDelta, readDeltaManifest, type Delta, type DeltaManifest } from '../delta/index.js';
 import { DataLoader, ImageFiles, type TransformOptions } from '../data/index.js';
@@ -29,7 +30,8 @@ export interface Tuned {
  */
 function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | undefined): string | undefined {
   if (weights) {
-    if (!existsSync(weights)) throw new Error(`--weights ${weights}: no such file`);
+    // A weights name is looked up in the hub cache by createModel (which names the fetch command if it is missing).
+    if (!existsSync(weights) && !isWeightsName(weights)) throw new Error(`--weights ${weights}: no such file`);
     return weights;
   }
   const { weightsFile, sha256, path } = manifest.base;

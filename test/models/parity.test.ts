@@ -143,8 +143,8 @@ test('a timm-named ConvNeXt checkpoint loads through the remap and gives the sam
   }
 });
 
-test('weights errors are clear: names are refused offline, bad files and wrong models are named', () => {
-  assert.throws(() => createModel('resnet50', { weights: 'imagenet' }), /does not download weights.*pass its path/s);
+test('weights errors are clear: unknown names, bad files and wrong models are named', () => {
+  assert.throws(() => createModel('resnet50', { weights: 'imagenet' }), /unknown weights 'imagenet': not a file, and not a known name \(for resnet50: resnet50\.IMAGENET1K_V1, resnet50\.IMAGENET1K_V2/);
   assert.throws(() => createModel('resnet50', { weights: '/nonexistent/r50.safetensors' }), /nonexistent\/r50\.safetensors/);
   assert.throws(() => createModel('resnet34', { weights: oracle.resnet18!.safetensors }), /loading a state dict from .*resnet18\.safetensors into ResNet:\n.*(missing|mis-shaped)/s);
   assert.throws(() => createModel('no_such_model'), /unknown model 'no_such_model'; available: .*resnet50/);
