@@ -1,7 +1,7 @@
 // A tuned model: a base with a saved delta loaded onto it (from a run's best/ or last/, or any
 // delta folder), for eval, predict and merge; the base is found by the sha256 the delta recorded.
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { noGrad, tidy } from '../engine/index.js';
 import { fileSha256 } from '../delta/files.js';
 import { createModel, listModels } from '../models/index.js';
@@ -45,6 +45,21 @@ function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | u
   throw new Error(
     `${deltaDir}: cannot find the base weights ${weightsFile} (sha256 ${sha256.slice(0, 12)}...); looked at ${candidates.join(', ')}. Pass the file with --weights`,
   );
+}
+
+/**
+ * The delta folder `path` names: a delta folder, its delta.json or delta.safetensors, or a run
+ * folder (its best/ delta, else last/). `what` names the flag in errors.
+ */
+export function findDelta(path: string, what: string): string {
+  if (!existsSync(path)) throw new Error(`${what} ${path}: no such file or folder`);
+  if (!statSync(path).isDirectory()) {
+    if (basename(path) === 'delta.json' || basename(path) === 'delta.safetensors') return dirname(path);
+    throw new Error(`${what} ${path}: not a delta (give a delta folder, its delta.json, or a run folder)`);
+  }
+  if (existsSync(join(path, 'delta.json'))) return path;
+  for (const which of ['best', 'last']) if (existsSync(join(path, which, 'delta.json'))) return join(path, which);
+  throw new Error(`${what} ${path}: neither a delta folder (no delta.json) nor a run folder with a saved delta (no best/ or last/)`);
 }
 
 /** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
