@@ -105,14 +105,14 @@ function defaultTargets(model: VisionModel): string | string[] {
 
 registerMethod<LoraConfig>({
   name: 'lora',
-  description: 'LoRA on linears and convolutions (q and v of packed attention projections)',
+  description: 'LoRA on linears and convolutions (q and v of packed attention projections, or all of q, k, v)',
   kinds: ['cnn', 'transformer'],
   identityAtInit: true,
   defaultLr: 2e-3,
   options: {
     rank: option.positiveInt('rank r of each update B·A', (model) => (model.config.kind === 'transformer' ? 64 : 8), '8 on CNNs, 64 on transformers'),
     // Defaults to the rank, as PEFT's (r=8, lora_alpha=8): a scaling of 1 at every rank.
-    alpha: option.number('scale: the update is (alpha / rank)·B·A', (_model, filled) => filled.rank as number, 0, 1e6, 'the rank (scaling 1, as in PEFT)'),
+    alpha: option.number('scale: the update is (alpha / rank)·B·A', (_model, filled) => filled.rank as number, 0, 1e6, "equal to rank: scaling 1, as PEFT's r=8, lora_alpha=8"),
     dropout: option.number("dropout on the update's input while training", 0, 0, 0.999),
     targets: option.targets<string | string[]>('linears, convolutions or attention projections to adapt', defaultTargets, "the model config's defaultTargets.lora"),
     exclude: option.exclude(),
