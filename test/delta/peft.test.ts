@@ -1,14 +1,16 @@
-// LoRA deltas in PEFT's layout: the keys and config fields PEFT expects, and a round trip.
+// LoRA deltas in PEFT's layout: the keys and config fields PEFT expects, a round trip on every family, and
+// an independent check: torchvision's model with the adapter merged as PEFT's LoRA layers merge (test/oracle/peft_apply.py).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  applyDelta, createModel, inspectSafetensors, keep, loadPeftLora, loadSafetensors, manualSeed, noGrad, PackedQVLora, randn, savePeftLora, tidy,
+  applyDelta, createModel, inspectSafetensors, keep, loadPeftLora, loadSafetensors, manualSeed, noGrad, PackedQVLora, randn, savePeftLora, saveSafetensors, saveStateDict, tidy,
   type Delta, type Tensor, type VisionModel,
 } from '../../src/index.js';
-import { assertClose, runOracle } from '../helpers.js';
+import { execFileSync } from 'node:child_process';
+import { PYTHON, ROOT, assertClose, fromOracle, runOracle } from '../helpers.js';
 
 const weights = runOracle<Record<string, { safetensors: string }>>('models').resnet18!.safetensors;
 
@@ -69,18 +71,25 @@ for (const [name, options] of cases) {
     let tuned: Tensor | null = null;
     let loaded: Delta | null = null;
     try {
+      const base = join(dir, 'base.safetensors');
+      saveStateDict(base, model.stateDict());
       const delta = applyDelta(model, { method: 'lora', rank: 2, alpha: 3, ...options });
       nudge(delta);
       tuned = logits(model, x);
-      savePeftLora(delta, dir);
+      savePeftLora(delta, join(dir, 'adapter'));
       const packedQV = delta.addedModules.some(([, m]) => m instanceof PackedQVLora);
       delta.dispose();
-      const config = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
+      // An independent reading: torchvision's model with the adapter merged as PEFT's LoRA layers merge.
+      const input = join(dir, 'x.safetensors');
+      saveSafetensors(input, new Map([['x', x]]));
+      const oracle = JSON.parse(execFileSync(PYTHON, [join(ROOT, 'test', 'oracle', 'peft_apply.py'), name, base, join(dir, 'adapter'), input], { encoding: 'utf8', maxBuffer: 1 << 26 }));
+      tidy(() => assertClose(fromOracle(oracle.logits), tuned!, { rtol: 1e-4, atol: 1e-4, what: `${name}: torchvision with the adapter merged as PEFT does` }));
+      const config = JSON.parse(readFileSync(join(dir, 'adapter', 'adapter_config.json'), 'utf8'));
       // Packed q/v pairs become one rank-2r update; alpha doubles with r, so alpha / r stays 1.5.
       assert.equal(config.r, packedQV ? 4 : 2);
       assert.equal(config.lora_alpha / config.r, 1.5);
       assert.equal(config.fan_in_fan_out, false);
-      const entries = inspectSafetensors(join(dir, 'adapter_model.safetensors')).entries;
+      const entries = inspectSafetensors(join(dir, 'adapter', 'adapter_model.safetensors')).entries;
       for (const t of config.target_modules) assert.ok(entries.some((e) => e.name === `base_model.model.${t}.lora_A.weight`), `${t}: lora_A saved`);
       if (name.startsWith('vit')) {
         // PEFT's MultiheadAttention LoRA: on the module itself (in_proj, [3E, r]) and its out_proj under base_layer.
@@ -89,7 +98,7 @@ for (const [name, options] of cases) {
         assert.ok(entries.some((e) => e.name === `base_model.model.${t}.base_layer.out_proj.lora_B.weight`));
         assert.ok(!config.target_modules.some((m: string) => m.endsWith('out_proj')), 'out_proj is not a target of its own');
       }
-      loaded = loadPeftLora(model, dir);
+      loaded = loadPeftLora(model, join(dir, 'adapter'));
       same(logits(model, x), tuned, `${name}: PEFT round trip`);
       tuned = null;
     } finally {
