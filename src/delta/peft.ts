@@ -19,9 +19,8 @@ import { PackedLora, PackedQVLora, type LoraConfig } from './lora.js';
 
 const PREFIX = 'base_model.model.';
 
-/** One adapted module as PEFT stores it: its PEFT module name and the A [r, ...], B [out, r, ...] weights. */
+/** One adapted module's factors as PEFT stores them: A [r, in, ...], B [out, r, ...]. */
 interface PeftPair {
-  name: string;
   A: Tensor;
   B: Tensor;
 }
@@ -65,11 +64,11 @@ export function savePeftLora(delta: Delta, dir: string): void {
         const E = m.embed;
         const zero = zeros([E, r]);
         const B = cat([cat([m.lora_B_q.weight, zero], 1), zeros([E, 2 * r]), cat([zero, m.lora_B_v.weight], 1)], 0);
-        pairs.set(target, { name: target, A: cat([m.lora_A_q.weight, m.lora_A_v.weight], 0), B });
+        pairs.set(target, { A: cat([m.lora_A_q.weight, m.lora_A_v.weight], 0), B });
       } else if (m instanceof PackedLora) {
-        pairs.set(target, { name: target, A: m.lora_A.weight, B: m.lora_B.weight });
+        pairs.set(target, { A: m.lora_A.weight, B: m.lora_B.weight });
       } else if (path.endsWith('.lora_A')) {
-        pairs.set(target, { name: target, A: (m as Linear | Conv2d).weight, B: model.getSubmodule(target).getChild<Linear | Conv2d>('lora_B')!.weight });
+        pairs.set(target, { A: (m as Linear | Conv2d).weight, B: model.getSubmodule(target).getChild<Linear | Conv2d>('lora_B')!.weight });
       } else if (!path.endsWith('.lora_B') && !path.endsWith('.lora_dropout')) {
         throw new Error(`savePeftLora: '${path}' (${m.constructor.name}) is not part of a LoRA PEFT knows`);
       }
