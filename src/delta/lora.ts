@@ -108,6 +108,8 @@ registerMethod<LoraConfig>({
   description: 'LoRA on linears and convolutions (q and v of packed attention projections, or all of q, k, v)',
   kinds: ['cnn', 'transformer'],
   identityAtInit: true,
+  // Kept at 2e-3 when alpha's default became the rank: still the best rate measured with scaling 1
+  // (docs/results/README.md, "LoRA's alpha").
   defaultLr: 2e-3,
   options: {
     rank: option.positiveInt('rank r of each update B·A', (model) => (model.config.kind === 'transformer' ? 64 : 8), '8 on CNNs, 64 on transformers'),
