@@ -158,3 +158,27 @@ function same(actual: Tensor, expected: Tensor, what: string): void {
     expected.dispose();
   }
 }
+
+test("LoRA with packed: 'qkv' (PEFT's way) adapts k too, and merges into the packed weight", () => {
+  manualSeed(0);
+  for (const [name, targets] of [['vit_tiny_p4_32', String.raw`encoder\.layers\.encoder_layer_[01]\.self_attention`], ['swin_t', String.raw`features\.1\.\d\.attn\.qkv`]] as const) {
+    const model = createModel(name, { numClasses: 3 });
+    const x = keep(randn([1, 3, 32, 32]));
+    try {
+      const delta = applyDelta(model, { method: 'lora', rank: 2, packed: 'qkv', targets });
+      nudge(delta);
+      // One B of width 3E per projection, k's rows included.
+      const B = delta.namedTrainableParameters().find(([n]) => n.endsWith('lora_B.weight'))!;
+      const E = name === 'swin_t' ? 96 : 192;
+      assert.deepEqual([...B[1].shape], [3 * E, 2], B[0]);
+      assert.ok((tidy(() => B[1].narrow(0, E, E).abs().sum().item()) as number) > 0, 'k rows train');
+      const tuned = logits(model, x);
+      const merged = delta.merge();
+      same(logits(merged, x), tuned, `${name}: packed qkv merged`);
+      delta.dispose();
+    } finally {
+      model.dispose();
+      x.dispose();
+    }
+  }
+});
