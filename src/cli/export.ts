@@ -22,7 +22,9 @@ Formats:
           self_attention) is written as one LoRA of rank 2r on the whole projection, with zero
           rows for k, which is the same update; the other targets are zero-padded to rank 2r and
           lora_alpha doubles, so alpha / r is unchanged. ViT's attention carries PEFT's zero LoRA
-          on its out_proj (PEFT >= 0.12 adapts nn.MultiheadAttention). Other methods refuse.
+          on its out_proj (PEFT >= 0.12 adapts nn.MultiheadAttention). torchvision's Swin passes
+          attn.qkv's weight to F.linear rather than calling the module, so in PEFT LoRA there
+          acts only once merged (merge_and_unload()). Other methods refuse.
 
   --force    write into a DIR that already holds files (replaces only the two adapter files)`;
 

@@ -45,7 +45,10 @@ function padRank(t: Tensor, dim: number, extra: number): Tensor {
  * same product) and lora_alpha doubles, keeping alpha / r, hence the scaling, as trained. This loads
  * in any PEFT version without rank_pattern. out_proj of a MultiheadAttention gets zero A and B
  * (PEFT creates that LoRA anyway; written out, PEFT reports no missing keys). fan_in_fan_out stays
- * false: nn.Linear weights are [out, in], as here.
+ * false: nn.Linear weights are [out, in], as here. One limit is torchvision's, not the layout's:
+ * its Swin passes `attn.qkv.weight` (and `attn.proj.weight`) to F.linear instead of calling the
+ * module, so PEFT's LoRA there acts only once merged (merge_and_unload); ViT's attention is fine,
+ * PEFT's MultiheadAttention layer merges around each forward.
  */
 export function savePeftLora(delta: Delta, dir: string): void {
   if (delta.method !== 'lora') throw new Error(`savePeftLora: the delta is '${delta.method}', not 'lora'; PEFT's LoRA layout holds LoRA deltas only`);
