@@ -133,27 +133,32 @@ class LineProgress implements ProgressSink {
   #nextQuarter = 0;
   constructor(private readonly write: (s: string) => void) {}
 
-  /** The same rhythm as an epoch: a first line, one every ~10 s or 25%, and a last one with the time taken. */
+  /**
+   * A line every ~10 s or 25%, and one when the task completes. Nothing before the first of these
+   * and nothing for a task that fails: a command that stops on its first item (a bad image) prints
+   * only its one-line error, and a short task prints one line.
+   */
   task(label: string, total: number, unit: string): TaskProgress {
     const started = performance.now();
     let last = started;
     let nextQuarter = 0.25;
+    let done = 0;
     let ended = false;
-    this.write(`${label}: ${total} ${unit}`);
     return {
-      update: (done) => {
+      update: (n) => {
+        done = n;
         const now = performance.now();
         const fraction = total > 0 ? done / total : 1;
         if ((now - last < 10_000 && fraction < nextQuarter) || done >= total) return;
         last = now;
         while (nextQuarter <= fraction) nextQuarter += 0.25;
         const eta = ((now - started) / 1000 / done) * (total - done);
-        this.write(`  ${label}: ${done}/${total} ${unit}  ETA ${formatSeconds(eta)}`);
+        this.write(`${label}: ${done}/${total} ${unit}  ETA ${formatSeconds(eta)}`);
       },
       end: () => {
-        if (ended) return;
+        if (ended || done < total) return;
         ended = true;
-        this.write(`${label}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+        this.write(`${label}: ${total} ${unit} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
       },
     };
   }

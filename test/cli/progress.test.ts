@@ -1,5 +1,5 @@
 // Progress on the long steps besides training: `eval` and `predict` print progress lines with
-// --progress lines, none with --quiet; the line reporter's task rhythm; validation in training.
+// --progress lines, none with --quiet; the line reporter's task rhythm.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -44,8 +44,8 @@ after(() => {
 test('eval: progress lines with --progress lines, none with --quiet', { timeout: 120_000 }, () => {
   const lines = run(['eval', '--delta', deltaDir, '--data', join(dir, 'data'), '--batch', '4', '--progress', 'lines']);
   assert.equal(lines.status, 0, lines.stderr);
-  assert.match(lines.stderr, /^evaluating: 3 batches$/m);
-  assert.match(lines.stderr, /^evaluating: done in \d+\.\d s$/m);
+  assert.match(lines.stderr, /^evaluating: 1\/3 batches {2}ETA /m);
+  assert.match(lines.stderr, /^evaluating: 3 batches in \d+\.\d s$/m);
   assert.match(lines.stdout, /^12 images {2}loss/);
 
   const quiet = run(['eval', '--delta', deltaDir, '--data', join(dir, 'data'), '--batch', '4', '--quiet']);
@@ -62,8 +62,7 @@ test('predict: progress lines over the images with --progress lines, none with -
   const images = Object.keys(COLOURS).flatMap((c) => readdirSync(join(dir, 'data', c)).map((f) => join(dir, 'data', c, f)));
   const lines = run(['predict', '--delta', deltaDir, '--progress', 'lines', ...images]);
   assert.equal(lines.status, 0, lines.stderr);
-  assert.match(lines.stderr, /^predicting: 12 images$/m);
-  assert.match(lines.stderr, /^predicting: done in /m);
+  assert.match(lines.stderr, /^predicting: 12 images in \d+\.\d s$/m);
   assert.equal(lines.stdout.trim().split('\n').length, 12);
 
   const quiet = run(['predict', '--delta', deltaDir, '--quiet', ...images]);
@@ -71,21 +70,25 @@ test('predict: progress lines over the images with --progress lines, none with -
   assert.equal(quiet.stderr, '');
 });
 
-test('the line reporter: a first line, a line per quarter at most, a last line; quiet says nothing', () => {
+test('the line reporter: a line per quarter at most, one at the end; none for a task that fails; quiet says nothing', () => {
   const written: string[] = [];
   const stream = { isTTY: false, write: (s: string) => written.push(s) } as unknown as NodeJS.WriteStream;
-  const task = createProgress('lines', stream).task('validating (epoch 1)', 8, 'batches');
+  const progress = createProgress('lines', stream);
+  const task = progress.task('validating (epoch 1)', 8, 'batches');
   for (let i = 1; i <= 8; i++) task.update(i);
   task.end();
   task.end();
   const lines = written.join('').trim().split('\n');
-  assert.equal(lines[0], 'validating (epoch 1): 8 batches');
-  assert.deepEqual(lines.slice(1, -1).map((l) => l.trim().split('  ')[0]), ['validating (epoch 1): 2/8 batches', 'validating (epoch 1): 4/8 batches', 'validating (epoch 1): 6/8 batches']);
-  assert.match(lines.at(-1)!, /^validating \(epoch 1\): done in \d+\.\d s$/);
+  assert.deepEqual(lines.slice(0, -1).map((l) => l.split('  ')[0]), ['validating (epoch 1): 2/8 batches', 'validating (epoch 1): 4/8 batches', 'validating (epoch 1): 6/8 batches']);
+  assert.match(lines.at(-1)!, /^validating \(epoch 1\): 8 batches in \d+\.\d s$/);
 
-  const quiet = createProgress('quiet', stream).task('x', 3, 'batches');
+  // A task that stops at its first item (a bad image) leaves the command's error as the only line.
   const before = written.length;
+  const failed = progress.task('predicting', 1, 'images');
+  failed.end();
+  const quiet = createProgress('quiet', stream).task('x', 3, 'batches');
   quiet.update(1);
+  quiet.update(3);
   quiet.end();
   assert.equal(written.length, before);
 });
