@@ -173,3 +173,12 @@ function typed(value: string): unknown {
   }
   return value;
 }
+
+/** --quiet, else --progress auto|bar|lines (default auto), for commands whose output is not JSON lines of progress. */
+export function progressMode(p: Parsed, help: string): 'auto' | 'bar' | 'lines' | 'quiet' {
+  if (p.values.quiet === true) {
+    if (p.values.progress !== undefined) throw new UsageError('--quiet and --progress contradict each other; give one', help);
+    return 'quiet';
+  }
+  return choice(p, 'progress', ['auto', 'bar', 'lines'] as const, help) ?? 'auto';
+}

@@ -1,6 +1,6 @@
 // `deltatune eval`: accuracy of a saved delta on a dataset.
 import { evaluateTuned, loadTuned } from '../train/tuned.js';
-import { choice, num, parse, required, str } from './args.js';
+import { choice, num, parse, progressMode, required, str } from './args.js';
 
 export const evalHelp = `Usage: deltatune eval --delta DIR --data DATA [options]
 
@@ -13,12 +13,14 @@ prints top-1, top-5, per-class accuracy and the confusion matrix.
   --ignore-base-mismatch    load even if the base's fingerprint differs from the delta's
   --batch N                 (default 32)
   --on-bad-image skip|fail  (default fail)
+  --progress auto|bar|lines live bar on a terminal, plain lines otherwise (default auto; on stderr)
+  --quiet                   no progress, only the results
   --json                    print the metrics as JSON`;
 
 export async function runEval(argv: string[]): Promise<void> {
   const p = parse(argv, {
     delta: { type: 'string' }, data: { type: 'string' }, weights: { type: 'string' }, 'ignore-base-mismatch': { type: 'boolean' },
-    batch: { type: 'string' }, 'on-bad-image': { type: 'string' }, json: { type: 'boolean' },
+    batch: { type: 'string' }, 'on-bad-image': { type: 'string' }, json: { type: 'boolean' }, progress: { type: 'string' }, quiet: { type: 'boolean' },
   }, evalHelp);
   if (!p) return;
   const tuned = loadTuned(required(p, 'delta', evalHelp), { weights: str(p, 'weights'), ignoreBaseMismatch: p.values['ignore-base-mismatch'] === true });
@@ -26,6 +28,7 @@ export async function runEval(argv: string[]): Promise<void> {
     const m = await evaluateTuned(tuned, required(p, 'data', evalHelp), {
       batchSize: num(p, 'batch', evalHelp, { integer: true, min: 1 }),
       onBadImage: choice(p, 'on-bad-image', ['skip', 'fail'] as const, evalHelp),
+      progress: progressMode(p, evalHelp),
     });
     if (p.values.json) {
       console.log(JSON.stringify({ ...m, classes: tuned.classes }));

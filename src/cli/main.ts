@@ -15,6 +15,7 @@ Commands:
   predict                  top-k labels for image files from a saved delta
   inspect                  what a model, weights file, delta or run holds (parameters, trainable %, sizes)
   merge                    fold a mergeable delta into its base and write a plain checkpoint
+  export --format peft     write a LoRA delta as a Hugging Face PEFT adapter (every family)
   compare                  every method under one budget and several seeds: table, plots, HTML report
   ablate-scales            Mona's filter-scale ablation under one budget: table, plots, HTML report
   weights list             pretrained weights known by name (torchvision, timm on the HF hub) and the cache
@@ -32,6 +33,7 @@ const commands: Record<string, () => Promise<Run>> = {
   predict: async () => (await import('./predict.js')).runPredict,
   inspect: async () => (await import('./inspect.js')).runInspect,
   merge: async () => (await import('./merge.js')).runMerge,
+  export: async () => (await import('./export.js')).runExport,
   compare: async () => (await import('./compare.js')).runCompare,
   'ablate-scales': async () => (await import('./compare.js')).runAblate,
   weights: async () => (await import('./weights.js')).runWeights,

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { loadTuned, predictFiles } from '../train/tuned.js';
 import { UsageError } from './errors.js';
-import { num, parse, required, str } from './args.js';
+import { num, parse, progressMode, required, str } from './args.js';
 
 export const predictHelp = `Usage: deltatune predict --delta DIR [options] IMAGE...
 
@@ -13,11 +13,14 @@ delta's evaluation transform.
                             is read from the cache: 'deltatune weights fetch NAME' first)
   --ignore-base-mismatch    load even if the base's fingerprint differs from the delta's
   --top-k N                 labels per image (default 5)
+  --progress auto|bar|lines live bar on a terminal, plain lines otherwise (default auto; on stderr)
+  --quiet                   no progress, only the predictions
   --json                    one JSON array instead of a table`;
 
 export async function runPredict(argv: string[]): Promise<void> {
   const p = parse(argv, {
     delta: { type: 'string' }, weights: { type: 'string' }, 'ignore-base-mismatch': { type: 'boolean' }, 'top-k': { type: 'string' }, json: { type: 'boolean' },
+    progress: { type: 'string' }, quiet: { type: 'boolean' },
   }, predictHelp, true);
   if (!p) return;
   const deltaDir = required(p, 'delta', predictHelp);
@@ -25,9 +28,10 @@ export async function runPredict(argv: string[]): Promise<void> {
   const missing = p.positionals.find((f) => !existsSync(f));
   if (missing) throw new Error(`${missing}: no such file`);
   const topK = num(p, 'top-k', predictHelp, { integer: true, min: 1 }) ?? 5;
+  const progress = progressMode(p, predictHelp);
   const tuned = loadTuned(deltaDir, { weights: str(p, 'weights'), ignoreBaseMismatch: p.values['ignore-base-mismatch'] === true });
   try {
-    const predictions = await predictFiles(tuned, p.positionals, topK);
+    const predictions = await predictFiles(tuned, p.positionals, topK, 16, progress);
     if (p.values.json) {
       console.log(JSON.stringify(predictions, null, 2));
       return;

@@ -13,7 +13,7 @@ export {
   type FrozenPrecision, type DeltaOptions, type DeltaPlan, type DeltaSummary, type MethodSpec, type MethodFacts, type OptionSpec, type OptionSchema, type OutputAdapter,
 } from './core/index.js';
 export { saveDelta, loadDelta, readDeltaManifest, fileSha256, type DeltaManifest, type LoadDeltaOptions } from './files.js';
-export { PackedQVLora, type LoraConfig } from './lora.js';
+export { PackedLora, PackedQVLora, type LoraConfig } from './lora.js';
 export { ScaleShift } from './ssf.js';
 export { BottleneckAdapter, ConvAdapter } from './adapters.js';
 export { savePeftLora, loadPeftLora } from './peft.js';

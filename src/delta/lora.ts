@@ -2,7 +2,9 @@
 // implements it: y = base(x) + (alpha / r) · B(A(dropout(x))), A kaiming-uniform, B zero, so the
 // model is unchanged at init. Linear: A, B linears. Conv2d: A a conv with the layer's kernel,
 // stride, padding and dilation to r channels, B a 1×1 conv back (PEFT's Conv2d geometry).
-// Packed attention projections (torchvision ViT's in_proj, Swin's qkv): LoRA on q and v only.
+// Packed attention projections (torchvision ViT's in_proj, Swin's qkv): LoRA on q and v only by
+// default (the LoRA paper's choice); `packed: 'qkv'` adapts the whole projection with one B·A, which
+// is what PEFT does to them (so PEFT adapters load as they were trained).
 // Parameter names follow PEFT's saved layout: `<module>.lora_A.weight`, `<module>.lora_B.weight`.
 import type { Tensor } from '../engine/index.js';
 import { Module } from '../nn/module.js';
@@ -20,6 +22,8 @@ export interface LoraConfig {
   dropout: number;
   targets: string | string[];
   exclude: string | string[] | null;
+  /** What LoRA updates on a packed [q; k; v] projection: q and v (two rank-r updates) or all of it (one). */
+  packed: 'qv' | 'qkv';
 }
 
 /** q and v low-rank updates for a packed [q; k; v] projection of width 3E. */
@@ -60,6 +64,35 @@ export class PackedQVLora extends Module {
   }
 }
 
+/** One rank-r update of a whole packed [q; k; v] in_proj of width 3E (PEFT's LoRA on nn.MultiheadAttention). */
+export class PackedLora extends Module {
+  declare lora_A: Linear;
+  declare lora_B: Linear;
+  declare lora_dropout: Dropout;
+
+  constructor(embed: number, rank: number, readonly scaling: number, dropout: number) {
+    super();
+    this.lora_A = new Linear(embed, rank, { bias: false });
+    this.lora_B = new Linear(rank, 3 * embed, { bias: false });
+    zero_(this.lora_B.weight);
+    this.lora_dropout = new Dropout(dropout);
+  }
+
+  forward(x: Tensor): Tensor {
+    const h = this.lora_dropout.call(x);
+    const a = this.lora_A.call(h);
+    const out = this.lora_B.call(a).mul_(this.scaling);
+    release(a);
+    if (h !== x) release(h);
+    return out;
+  }
+
+  /** ΔW for the packed [3E, E] weight. */
+  deltaWeight(): Tensor {
+    return this.lora_B.weight.matmul(this.lora_A.weight).mul_(this.scaling);
+  }
+}
+
 function isPackedQkv(name: string, m: Module<any, any>): boolean {
   return m instanceof Linear && /(^|\.)qkv$/.test(name) && m.outFeatures % 3 === 0;
 }
@@ -72,24 +105,29 @@ function defaultTargets(model: VisionModel): string | string[] {
 
 registerMethod<LoraConfig>({
   name: 'lora',
-  description: 'LoRA on linears and convolutions (q and v of packed attention projections)',
+  description: 'LoRA on linears and convolutions (q and v of packed attention projections, or all of q, k, v)',
   kinds: ['cnn', 'transformer'],
   identityAtInit: true,
+  // Kept at 2e-3 when alpha's default became the rank: still the best rate measured with scaling 1
+  // (docs/results/README.md, "LoRA's alpha").
   defaultLr: 2e-3,
   options: {
     rank: option.positiveInt('rank r of each update B·A', (model) => (model.config.kind === 'transformer' ? 64 : 8), '8 on CNNs, 64 on transformers'),
-    alpha: option.number('scale: the update is (alpha / rank)·B·A', 1, 0, 1e6),
+    // Defaults to the rank, as PEFT's (r=8, lora_alpha=8): a scaling of 1 at every rank.
+    alpha: option.number('scale: the update is (alpha / rank)·B·A', (_model, filled) => filled.rank as number, 0, 1e6, "equal to rank: scaling 1, as PEFT's r=8, lora_alpha=8"),
     dropout: option.number("dropout on the update's input while training", 0, 0, 0.999),
     targets: option.targets<string | string[]>('linears, convolutions or attention projections to adapt', defaultTargets, "the model config's defaultTargets.lora"),
     exclude: option.exclude(),
+    packed: option.choice("on packed attention projections: 'qv' adapts q and v, 'qkv' the whole projection (PEFT's way)", ['qv', 'qkv'] as const, 'qv'),
   },
   install(model, config, b) {
     const scaling = config.alpha / config.rank;
     for (const [name, m] of matchModules(model, config.targets, 'lora', config.exclude)) {
       if (name === model.config.classifier) continue;
       if (m instanceof MultiheadAttention) {
-        b.addModule(name, SLOTS.inProjDelta, new PackedQVLora(m.embedDim, config.rank, scaling, config.dropout));
-      } else if (isPackedQkv(name, m)) {
+        const lora = config.packed === 'qkv' ? new PackedLora(m.embedDim, config.rank, scaling, config.dropout) : new PackedQVLora(m.embedDim, config.rank, scaling, config.dropout);
+        b.addModule(name, SLOTS.inProjDelta, lora);
+      } else if (config.packed === 'qv' && isPackedQkv(name, m)) {
         const lin = m as Linear;
         const lora = new PackedQVLora(lin.inFeatures, config.rank, scaling, config.dropout);
         b.addModule(name, 'lora', lora);
@@ -133,7 +171,7 @@ registerMethod<LoraConfig>({
       const dot = path.lastIndexOf('.');
       const target = model.getSubmodule(path.slice(0, dot));
       const kind = path.slice(dot + 1);
-      if (module instanceof PackedQVLora) {
+      if (module instanceof PackedQVLora || module instanceof PackedLora) {
         const weight = target instanceof MultiheadAttention ? target.in_proj_weight : (target as Linear).weight;
         const d = module.deltaWeight();
         weight.add_(d);

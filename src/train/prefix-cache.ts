@@ -9,6 +9,7 @@ import { pipe, type Step } from '../nn/release.js';
 import type { Delta } from '../delta/index.js';
 import type { DataLoader } from '../data/index.js';
 import type { BatchSource, TrainBatch } from './trainer.js';
+import { NO_TASK, type ProgressSink } from './progress.js';
 
 /**
  * Where the untouched prefix ends: `cut` is the index of the first feature step the delta trains
@@ -102,7 +103,7 @@ export class PrefixCache {
   }
 
   /** `channelsLast`: the model and the loaders' batches are channels-last; the cached batches will be too. */
-  static async build(delta: Delta, train: DataLoader, val: DataLoader | null, options: { channelsLast?: boolean } = {}): Promise<PrefixCache> {
+  static async build(delta: Delta, train: DataLoader, val: DataLoader | null, options: { channelsLast?: boolean; progress?: ProgressSink } = {}): Promise<PrefixCache> {
     const channelsLast = options.channelsLast ?? false;
     if (train.randomised) {
       throw new Error('the frozen prefix can only be cached when training images are the same every epoch: turn off random augmentation (--augment none) and mixup/cutmix');
@@ -126,18 +127,25 @@ export class PrefixCache {
           continue;
         }
         const order: number[] = [];
-        for await (const batch of loader.epoch(0)) {
-          try {
-            // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
-            // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
-            parts.push(keep(noGrad(() => tidy(() => {
-              const out = pipe(batch.images, ...prefix);
-              return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
-            }))));
-            order.push(...batch.indices);
-          } finally {
-            batch.dispose();
+        const task = options.progress?.task(`caching the frozen prefix (${loader === train ? 'training' : 'validation'} images)`, loader.batchesPerEpoch, 'batches') ?? NO_TASK;
+        let done = 0;
+        try {
+          for await (const batch of loader.epoch(0)) {
+            try {
+              // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
+              // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.
+              parts.push(keep(noGrad(() => tidy(() => {
+                const out = pipe(batch.images, ...prefix);
+                return channelsLast ? out.permute([0, 2, 3, 1]).contiguous() : out.contiguous();
+              }))));
+              order.push(...batch.indices);
+            } finally {
+              batch.dispose();
+            }
+            task.update(++done);
           }
+        } finally {
+          task.end();
         }
         const features = keep(noGrad(() => cat(parts, 0)));
         parts.forEach((t) => t.dispose());

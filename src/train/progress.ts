@@ -1,5 +1,6 @@
 // How a run reports itself: a live bar per epoch on a terminal (cli-progress), plain periodic
-// lines in CI logs, JSON lines for programs, or nothing.
+// lines in CI logs, JSON lines for programs, or nothing. The same for every other long step
+// (validation, eval, building the prefix cache, predict): a task with a count of items.
 import cliProgress from 'cli-progress';
 import type { EpochRecord } from './checkpoint.js';
 
@@ -16,7 +17,15 @@ export interface StepReport {
   lr: number;
 }
 
+/** One long step that is not a training epoch: `update` with the items done so far, then `end`. */
+export interface TaskProgress {
+  update(done: number): void;
+  end(): void;
+}
+
 export interface ProgressSink {
+  /** Starts a task of `total` items (`unit`, e.g. 'batches'); `label` says what it is ('validating'). */
+  task(label: string, total: number, unit: string): TaskProgress;
   epochStart(epoch: number, epochs: number, batches: number, fromBatch: number): void;
   step(report: StepReport): void;
   evaluating(epoch: number): void;
@@ -54,10 +63,31 @@ export function describeEpoch(r: EpochRecord, isBest: boolean): string {
   );
 }
 
+/** A task that reports nothing (for callers given no progress sink). */
+export const NO_TASK: TaskProgress = { update() {}, end() {} };
+
 class BarProgress implements ProgressSink {
   #bar: cliProgress.SingleBar | null = null;
 
   constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  task(label: string, total: number, unit: string): TaskProgress {
+    // Validation runs inside an epoch: its bar replaces the epoch's (cleared on stop), whose line follows at epochEnd.
+    this.#bar?.stop();
+    const bar = new cliProgress.SingleBar(
+      { stream: this.stream, format: `${label} {bar} {value}/{total} ${unit} | ETA {eta_formatted}`, hideCursor: true, clearOnComplete: true, etaBuffer: 50 },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(total, 0);
+    this.#bar = bar;
+    return {
+      update: (done) => bar.update(done),
+      end: () => {
+        bar.stop();
+        if (this.#bar === bar) this.#bar = null;
+      },
+    };
+  }
 
   epochStart(epoch: number, epochs: number, batches: number, fromBatch: number): void {
     this.#bar?.stop();
@@ -103,6 +133,36 @@ class LineProgress implements ProgressSink {
   #nextQuarter = 0;
   constructor(private readonly write: (s: string) => void) {}
 
+  /**
+   * A line every ~10 s or 25%, and one when the task completes. Nothing before the first of these
+   * and nothing for a task that fails: a command that stops on its first item (a bad image) prints
+   * only its one-line error, and a short task prints one line.
+   */
+  task(label: string, total: number, unit: string): TaskProgress {
+    const started = performance.now();
+    let last = started;
+    let nextQuarter = 0.25;
+    let done = 0;
+    let ended = false;
+    return {
+      update: (n) => {
+        done = n;
+        const now = performance.now();
+        const fraction = total > 0 ? done / total : 1;
+        if ((now - last < 10_000 && fraction < nextQuarter) || done >= total) return;
+        last = now;
+        while (nextQuarter <= fraction) nextQuarter += 0.25;
+        const eta = ((now - started) / 1000 / done) * (total - done);
+        this.write(`${label}: ${done}/${total} ${unit}  ETA ${formatSeconds(eta)}`);
+      },
+      end: () => {
+        if (ended || done < total) return;
+        ended = true;
+        this.write(`${label}: ${total} ${unit} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      },
+    };
+  }
+
   epochStart(epoch: number, epochs: number, batches: number, fromBatch: number): void {
     this.#last = performance.now();
     this.#nextQuarter = 0.25;
@@ -136,6 +196,14 @@ class LineProgress implements ProgressSink {
 
 class JsonProgress implements ProgressSink {
   constructor(private readonly write: (s: string) => void) {}
+  task(label: string, total: number, unit: string): TaskProgress {
+    const started = performance.now();
+    this.write(JSON.stringify({ event: 'task-start', label, total, unit }));
+    return {
+      update: (done) => this.write(JSON.stringify({ event: 'task', label, done, total })),
+      end: () => this.write(JSON.stringify({ event: 'task-end', label, seconds: (performance.now() - started) / 1000 })),
+    };
+  }
   epochStart(epoch: number, epochs: number, batches: number, fromBatch: number): void {
     this.write(JSON.stringify({ event: 'epoch-start', epoch, epochs, batches, fromBatch }));
   }
@@ -155,6 +223,9 @@ class JsonProgress implements ProgressSink {
 }
 
 class QuietProgress implements ProgressSink {
+  task(): TaskProgress {
+    return NO_TASK;
+  }
   epochStart(): void {}
   step(): void {}
   evaluating(): void {}

@@ -331,7 +331,7 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     );
     let cache: PrefixCache | null = null;
     if (options.cacheFrozenPrefix) {
-      cache = await PrefixCache.build(delta, loaders.train, loaders.val, { channelsLast });
+      cache = await PrefixCache.build(delta, loaders.train, loaders.val, { channelsLast, progress });
       const c = cache.info;
       progress.message(
         `cached the frozen prefix (${c.cachedSteps} steps, through ${c.cachedThrough}): features [${c.featureShape.join(', ')}] per image, ` +

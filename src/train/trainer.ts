@@ -16,7 +16,7 @@ import { AdamW, SGD, type Optimizer, type ParamGroup } from './optim.js';
 import { cosineLr, checkSchedule, type CosineSchedule } from './schedule.js';
 import { ClassificationMeter, type EvalMetrics } from './metrics.js';
 import { loadTrainState, saveTrainState, disposeTrainState, type EpochRecord, type TrainProgress } from './checkpoint.js';
-import { createProgress, type ProgressSink } from './progress.js';
+import { NO_TASK, createProgress, type ProgressSink, type TaskProgress } from './progress.js';
 
 /** A batch as the data layer delivers it; the consumer disposes it. */
 export interface TrainBatch {
@@ -120,11 +120,13 @@ export async function evaluate(
   loader: BatchSource,
   numClasses: number = delta.head.outFeatures,
   forward: (x: Tensor) => Tensor = (x) => delta.model.forward(x),
+  task: TaskProgress = NO_TASK,
 ): Promise<EvalMetrics> {
   const model = delta.model;
   const wasTraining = model.training;
   model.eval();
   const meter = new ClassificationMeter(numClasses);
+  let done = 0;
   try {
     for await (const batch of loader.epoch(0)) {
       try {
@@ -137,9 +139,11 @@ export async function evaluate(
       } finally {
         batch.dispose();
       }
+      task.update(++done);
     }
   } finally {
     model.train(wasTraining);
+    task.end();
   }
   return meter.result();
 }
@@ -415,7 +419,7 @@ export class Trainer {
         let val: EvalMetrics | null = null;
         if (this.valLoader) {
           this.progress.evaluating(epoch);
-          val = await evaluate(this.delta, this.valLoader, this.delta.head.outFeatures, this.forward);
+          val = await evaluate(this.delta, this.valLoader, this.delta.head.outFeatures, this.forward, this.progress.task(`validating (epoch ${epoch + 1})`, this.valLoader.batchesPerEpoch, 'batches'));
         }
         const record: EpochRecord = {
           epoch,

@@ -1,7 +1,7 @@
 // A tuned model: a base with a saved delta loaded onto it (from a run's best/ or last/, or any
 // delta folder), for eval, predict and merge; the base is found by the sha256 the delta recorded.
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { noGrad, tidy } from '../engine/index.js';
 import { fileSha256 } from '../delta/files.js';
 import { createModel, listModels } from '../models/index.js';
@@ -13,6 +13,7 @@ import { openOne } from '../data/spec.js';
 import { resolveTransform } from '../data/transforms.js';
 import { evaluate } from './trainer.js';
 import type { EvalMetrics } from './metrics.js';
+import { createProgress, type ProgressMode, type ProgressSink } from './progress.js';
 
 export interface Tuned {
   model: VisionModel;
@@ -49,6 +50,21 @@ function findBase(deltaDir: string, manifest: DeltaManifest, weights: string | u
   );
 }
 
+/**
+ * The delta folder `path` names: a delta folder, its delta.json or delta.safetensors, or a run
+ * folder (its best/ delta, else last/). `what` names the flag in errors.
+ */
+export function findDelta(path: string, what: string): string {
+  if (!existsSync(path)) throw new Error(`${what} ${path}: no such file or folder`);
+  if (!statSync(path).isDirectory()) {
+    if (basename(path) === 'delta.json' || basename(path) === 'delta.safetensors') return dirname(path);
+    throw new Error(`${what} ${path}: not a delta (give a delta folder, its delta.json, or a run folder)`);
+  }
+  if (existsSync(join(path, 'delta.json'))) return path;
+  for (const which of ['best', 'last']) if (existsSync(join(path, which, 'delta.json'))) return join(path, which);
+  throw new Error(`${what} ${path}: neither a delta folder (no delta.json) nor a run folder with a saved delta (no best/ or last/)`);
+}
+
 /** Loads a base and a saved delta onto it (the base from `weights`, else where the delta recorded it). */
 export function loadTuned(deltaDir: string, options: { weights?: string; ignoreBaseMismatch?: boolean } = {}): Tuned {
   const manifest = readDeltaManifest(deltaDir);
@@ -81,13 +97,30 @@ export function loadTuned(deltaDir: string, options: { weights?: string; ignoreB
 }
 
 /** Evaluates a tuned model on data (same forms as train's --data; folders with a split use their validation part). */
-export async function evaluateTuned(tuned: Tuned, data: string, options: { batchSize?: number; onBadImage?: 'skip' | 'fail' } = {}): Promise<EvalMetrics> {
+export async function evaluateTuned(
+  tuned: Tuned,
+  data: string,
+  options: { batchSize?: number; onBadImage?: 'skip' | 'fail'; progress?: ProgressMode | ProgressSink } = {},
+): Promise<EvalMetrics> {
   const ds = openOne(data, 'data');
   if (ds.classes.length !== tuned.classes.length) {
     throw new Error(`data '${data}' has ${ds.classes.length} classes (${ds.classes.join(', ')}); the delta was trained on ${tuned.classes.length} (${tuned.classes.join(', ')})`);
   }
-  const loader = new DataLoader(ds, { batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail' });
-  return evaluate(tuned.delta, loader);
+  const progress = sink(options.progress);
+  const loader = new DataLoader(ds, {
+    batchSize: options.batchSize ?? 32, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: options.onBadImage ?? 'fail',
+    onWarning: (m) => progress.message(`warning: ${m}`),
+  });
+  try {
+    return await evaluate(tuned.delta, loader, tuned.delta.head.outFeatures, undefined, progress.task('evaluating', loader.batchesPerEpoch, 'batches'));
+  } finally {
+    if (progress !== options.progress) progress.close();
+  }
+}
+
+/** A progress sink from a mode (quiet when none is given: the API reports nothing unless asked). */
+function sink(progress: ProgressMode | ProgressSink | undefined): ProgressSink {
+  return typeof progress === 'object' ? progress : createProgress(progress ?? 'quiet');
 }
 
 export interface Prediction {
@@ -96,30 +129,38 @@ export interface Prediction {
 }
 
 /** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
-export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16): Promise<Prediction[]> {
+export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16, progress?: ProgressMode | ProgressSink): Promise<Prediction[]> {
   const k = Math.min(topK, tuned.classes.length);
   const loader = new DataLoader(new ImageFiles(files, tuned.classes), { batchSize, transform: { ...tuned.preprocess, train: false }, shuffle: false, onBadImage: 'fail' });
   const out: Prediction[] = [];
   const model = tuned.model;
   model.eval();
-  for await (const batch of loader.epoch(0)) {
-    try {
-      // tidy: the forward's intermediates are freed here, not left to the finalizer.
-      noGrad(() => tidy(() => {
-        const probs = model.forward(batch.images).softmax(1);
-        const top = probs.topk(k, { dim: 1 });
-        const p = top.values.toNumbers();
-        const idx = top.indices.toNumbers();
-        batch.indices.forEach((fileIndex, row) => {
-          out.push({
-            source: files[fileIndex]!,
-            top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
+  const reporter = sink(progress);
+  const task = reporter.task('predicting', files.length, 'images');
+  try {
+    for await (const batch of loader.epoch(0)) {
+      try {
+        // tidy: the forward's intermediates are freed here, not left to the finalizer.
+        noGrad(() => tidy(() => {
+          const probs = model.forward(batch.images).softmax(1);
+          const top = probs.topk(k, { dim: 1 });
+          const p = top.values.toNumbers();
+          const idx = top.indices.toNumbers();
+          batch.indices.forEach((fileIndex, row) => {
+            out.push({
+              source: files[fileIndex]!,
+              top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
+            });
           });
-        });
-      }));
-    } finally {
-      batch.dispose();
+        }));
+      } finally {
+        batch.dispose();
+      }
+      task.update(out.length);
     }
+  } finally {
+    task.end();
+    if (reporter !== progress) reporter.close();
   }
   return out;
 }

@@ -18,9 +18,12 @@ export interface OptionSpec<T> {
   doc: string;
   /** Validates a user value; errors name the method, the key and the valid range. */
   parse(value: unknown, key: string, method: string): T;
-  /** The value when the option is not given: fixed, or chosen from the model. */
-  default: T | ((model: VisionModel) => T);
-  /** How the default reads in help when it depends on the model (e.g. '8 on CNNs, 64 on transformers'). */
+  /**
+   * The value when the option is not given: fixed, or chosen from the model and the options filled
+   * before it (schema order), e.g. LoRA's alpha from its rank.
+   */
+  default: T | ((model: VisionModel, filled: Readonly<Record<string, unknown>>) => T);
+  /** How the default reads in help when it depends on the model or another option (e.g. '8 on CNNs, 64 on transformers'). */
   defaultText?: string;
 }
 
@@ -122,7 +125,7 @@ export function configureMethod<C extends object>(spec: MethodSpec<C>, raw: Reco
   for (const [key, option] of Object.entries<OptionSpec<unknown>>(spec.options)) {
     const given = raw[key];
     if (given !== undefined) config[key] = option.parse(given, key, spec.name);
-    else config[key] = typeof option.default === 'function' ? (option.default as (m: VisionModel) => unknown)(model) : structuredClone(option.default);
+    else config[key] = typeof option.default === 'function' ? (option.default as (m: VisionModel, f: Record<string, unknown>) => unknown)(model, config) : structuredClone(option.default);
   }
   spec.validate?.(config as C, model);
   return config as C;
@@ -154,12 +157,21 @@ export const check = {
   },
 };
 
-type Default<T> = T | ((model: VisionModel) => T);
+type Default<T> = T | ((model: VisionModel, filled: Readonly<Record<string, unknown>>) => T);
 
 /** Option specs for the common value types. */
 export const option = {
   positiveInt: (doc: string, value: Default<number>, defaultText?: string): OptionSpec<number> => ({ doc, default: value, defaultText, parse: check.positiveInt }),
-  number: (doc: string, value: number, min = -Infinity, max = Infinity): OptionSpec<number> => ({ doc, default: value, parse: (v, k, m) => check.number(v, k, m, min, max) }),
+  number: (doc: string, value: Default<number>, min = -Infinity, max = Infinity, defaultText?: string): OptionSpec<number> => ({
+    doc, default: value, defaultText, parse: (v, k, m) => check.number(v, k, m, min, max),
+  }),
+  /** One of a few strings. */
+  choice: <T extends string>(doc: string, values: readonly T[], value: T): OptionSpec<T> => ({
+    doc, default: value, parse: (v, k, m) => {
+      if (typeof v !== 'string' || !values.includes(v as T)) throw new Error(`${m}: '${k}' must be one of ${values.map((x) => `'${x}'`).join(', ')}, got ${JSON.stringify(v)}`);
+      return v as T;
+    },
+  }),
   boolean: (doc: string, value: boolean): OptionSpec<boolean> => ({ doc, default: value, parse: check.boolean }),
   /** Module targets (PEFT's rules: a full-match regular expression, or names and dotted suffixes); null = the method's own rule. */
   targets: <T extends string | string[] | null>(doc: string, value: Default<T>, defaultText?: string): OptionSpec<T> => ({
