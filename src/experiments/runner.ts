@@ -6,7 +6,7 @@ import { isWeightsName, resolveWeights } from '../hub/index.js';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { readRunSummary } from './files.js';
 import { listMethods, methodFacts } from '../delta/index.js';
-import { readRunConfig } from '../train/run-config.js';
+import { effectiveMethodOptions, readRunConfig } from '../train/run-config.js';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TuneOptions } from '../train/run.js';
@@ -88,12 +88,13 @@ export function readRun(runDir: string, label: string, method: string, seed: num
 
 /** What differs between a finished run's saved options and the grid's for its cell (null when nothing that shapes the result does). */
 function differentBudget(runDir: string, wanted: TuneOptions): string | null {
-  const saved = readRunConfig(runDir).tune;
+  const config = readRunConfig(runDir);
+  const saved = config.tune;
   if (!saved) return 'no saved options';
   const keys = ['model', 'method', 'seed', 'epochs', 'lr', 'batchSize', 'imageSize', 'augment', 'warmupEpochs', 'optimizer', 'cacheFrozenPrefix', 'frozenPrecision'] as const;
   const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
   const diff = keys.filter((k) => !same(saved[k], wanted[k])).map((k) => `${k} ${JSON.stringify(saved[k] ?? null)} vs ${JSON.stringify(wanted[k] ?? null)}`);
-  if (!same(saved.methodOptions ?? {}, wanted.methodOptions ?? {})) diff.push('method options');
+  if (!same(effectiveMethodOptions(config), wanted.methodOptions ?? {})) diff.push('method options');
   return diff.length ? diff.join(', ') : null;
 }
 

@@ -64,6 +64,8 @@ export const runConfigSchema = z
     pathsFromRun: z.object({ data: z.string().optional(), valData: z.string().optional(), weights: z.string().optional() }).optional(),
     method: z.string().optional(),
     model: z.string().optional(),
+    /** The deltatune version that started the run; absent before 0.2.0. */
+    version: z.string().optional(),
   })
   .superRefine((c, ctx) => {
     if (c.tune && c.method !== undefined && c.method !== c.tune.method) {
@@ -83,4 +85,15 @@ export function readRunConfig(runDir: string): RunConfig {
   const path = join(runDir, 'config.json');
   if (!existsSync(path)) throw new Error(existsSync(runDir) ? `${runDir}: not a run directory (no config.json)` : `${runDir}: not a run directory (no such folder)`);
   return readJsonFile(path, runConfigSchema, 'run config');
+}
+
+/**
+ * The method options a run was trained with, with defaults that have changed since made explicit:
+ * before 0.2.0 (no `version` in config.json) LoRA's alpha defaulted to 1; it now equals the rank.
+ * A resume must go on with the old scaling, and a grid must not reuse such a run as a new-default one.
+ */
+export function effectiveMethodOptions(config: RunConfig): Record<string, unknown> {
+  const options: Record<string, unknown> = { ...(config.tune?.methodOptions ?? {}) };
+  if (config.version === undefined && config.tune?.method === 'lora' && options.alpha === undefined) options.alpha = 1;
+  return options;
 }

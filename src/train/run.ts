@@ -9,7 +9,8 @@ import { cpuHasNativeBfloat16, manualSeed } from '../engine/index.js';
 import { saveStateDict } from '../io/state-dict.js';
 import { OutputFolder, OutputRefusedError, checkNotPseudoFilesystem, isInside } from '../io/output.js';
 import { fileSha256 } from '../delta/files.js';
-import { readRunConfig, type DataFingerprint } from './run-config.js';
+import { effectiveMethodOptions, readRunConfig, type DataFingerprint } from './run-config.js';
+import { packageVersion } from '../version.js';
 import { configWithWeights, createModel, listModels, modelConfig } from '../models/index.js';
 import { isWeightsName, resolveWeights } from '../hub/index.js';
 import type { ModelConfig, VisionModel } from '../models/base.js';
@@ -360,6 +361,7 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
           classes: split.classes,
           fingerprints: { data: fingerprint, weights: weightsSha256 },
           pathsFromRun: pathsFromRun(runDir, options),
+          version: packageVersion(),
         },
         deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
       },
@@ -390,7 +392,7 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
 export function runOptions(runDir: string): TuneOptions {
   const config = readRunConfig(runDir);
   if (!config.tune) throw new Error(`${join(runDir, 'config.json')}: has no 'tune' options to resume with`);
-  const options = { ...(config.tune as TuneOptions), out: resolve(runDir) };
+  const options = { ...(config.tune as TuneOptions), methodOptions: effectiveMethodOptions(config) as TuneOptions['methodOptions'], out: resolve(runDir) };
   // A project moved whole (data and runs together): paths relative to the run folder still hold.
   // The fingerprints checked by tune() make sure they lead to the same data and weights.
   for (const key of ['data', 'valData', 'weights'] as const) {
