@@ -59,11 +59,18 @@ export interface LoaderOptions {
   numClasses?: number;
   /** Deliver images in channels-last memory format (NHWC strides). */
   channelsLast?: boolean;
+  /**
+   * Data-parallel training: this process's share of each epoch, as torch's DistributedSampler
+   * (drop_last=False): every rank draws the same permutation from (seed, epoch), pads it by
+   * repeating its start to a multiple of worldSize, and takes every worldSize-th index from rank.
+   * Ranks thus see disjoint samples (but for the padding) and take the same number of steps.
+   */
+  shard?: { rank: number; worldSize: number };
 }
 
 const OPTION_NAMES = new Set([
   'batchSize', 'transform', 'shuffle', 'seed', 'dropLast', 'prefetch', 'concurrency', 'onBadImage',
-  'onWarning', 'mixup', 'cutmix', 'numClasses', 'channelsLast',
+  'onWarning', 'mixup', 'cutmix', 'numClasses', 'channelsLast', 'shard',
 ]);
 
 class LoadedBatch implements Batch {
@@ -122,6 +129,16 @@ interface Resolved {
   cutmix: number;
   numClasses: number;
   channelsLast: boolean;
+  shard: { rank: number; worldSize: number } | null;
+}
+
+function resolveShard(v: unknown): Resolved['shard'] {
+  if (v === undefined) return null;
+  const s = v as { rank?: unknown; worldSize?: unknown };
+  if (!v || typeof v !== 'object' || !Number.isInteger(s.worldSize) || (s.worldSize as number) < 1 || !Number.isInteger(s.rank) || (s.rank as number) < 0 || (s.rank as number) >= (s.worldSize as number)) {
+    throw new RangeError(`DataLoader: shard must be { rank, worldSize } with integers 0 ≤ rank < worldSize, got ${JSON.stringify(v)}`);
+  }
+  return { rank: s.rank as number, worldSize: s.worldSize as number };
 }
 
 function resolveOptions(ds: Dataset, o: LoaderOptions): Resolved {
@@ -165,6 +182,7 @@ function resolveOptions(ds: Dataset, o: LoaderOptions): Resolved {
     cutmix,
     numClasses,
     channelsLast: bool(o.channelsLast, 'channelsLast', false),
+    shard: resolveShard(o.shard),
   };
 }
 
@@ -183,11 +201,18 @@ export class DataLoader {
   constructor(dataset: Dataset, options: LoaderOptions) {
     this.dataset = checkDataset(dataset, 'DataLoader');
     this.#o = resolveOptions(dataset, options);
-    const n = dataset.length;
-    if (n === 0) throw new RangeError('DataLoader: the dataset is empty');
+    if (dataset.length === 0) throw new RangeError('DataLoader: the dataset is empty');
+    const n = this.samplesPerEpoch;
     const b = this.#o.batchSize;
     if (this.#o.dropLast && n < b) throw new RangeError(`DataLoader: batchSize ${b} with dropLast leaves no batch from ${n} samples`);
     this.batchesPerEpoch = this.#o.dropLast ? Math.floor(n / b) : Math.ceil(n / b);
+  }
+
+  /** Samples this loader delivers per epoch: the dataset's, or this rank's share of it (padded). */
+  get samplesPerEpoch(): number {
+    const n = this.dataset.length;
+    const shard = this.#o.shard;
+    return shard ? Math.ceil(n / shard.worldSize) : n;
   }
 
   /** Total ms the consumer waited inside next() since construction (or resetStats()), images delivered, images skipped. */
@@ -219,8 +244,15 @@ export class DataLoader {
   /** The dataset indices of one epoch, in delivery order. */
   order(epoch: number): Int32Array {
     checkSeed(epoch, 'DataLoader.order: epoch');
-    const ids = Int32Array.from({ length: this.dataset.length }, (_, i) => i);
-    return this.#o.shuffle ? new Rng(STREAM.shuffle, this.#o.seed, epoch).shuffle(ids) : ids;
+    const n = this.dataset.length;
+    const ids = Int32Array.from({ length: n }, (_, i) => i);
+    const all = this.#o.shuffle ? new Rng(STREAM.shuffle, this.#o.seed, epoch).shuffle(ids) : ids;
+    const shard = this.#o.shard;
+    if (!shard) return all;
+    const mine = new Int32Array(this.samplesPerEpoch);
+    // Position p of the padded order is all[p mod n] (the padding repeats the order's start).
+    for (let k = 0; k < mine.length; k++) mine[k] = all[(shard.rank + k * shard.worldSize) % n]!;
+    return mine;
   }
 
   /**
