@@ -7,9 +7,11 @@
   "targets": [
     {
       "target_name": "deltatune_native",
-      "sources": ["src/addon.cc", "src/ops.cc", "src/tensor.cc", "src/frozen.cc", "src/fused.cc", "src/allocator.cc", "src/profiler.cc", "src/random.cc"],
+      "sources": ["src/addon.cc", "src/ops.cc", "src/tensor.cc", "src/frozen.cc", "src/fused.cc", "src/allocator.cc", "src/profiler.cc", "src/random.cc", "src/dist.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # USE_C10D_GLOO: ProcessGroupGloo.hpp is empty without it (dist.cc). Its gloo headers come from
+      # Debian's libgloo-dev (/usr/include/gloo, on the default include path in both branches below).
+      "defines": ["NAPI_VERSION=8", "USE_C10D_GLOO", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fopenmp", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       # libtorch's header-only at::parallel_for is an OpenMP pragma in this build (AT_PARALLEL_OPENMP).

@@ -22,7 +22,7 @@ const PREBUILT = join(root, 'prebuilds', 'linux-x64-libtorch1.13', ADDON);
 const BUILD_DIR = join(root, 'native', 'build');
 const BUILT = join(BUILD_DIR, 'Release', ADDON);
 const MULTIARCH = 'x86_64-linux-gnu';
-const APT = 'apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread';
+const APT = 'apt-get install -y --no-install-recommends libtorch-dev libgloo-dev libopenblas0-pthread';
 
 const say = (line) => console.log(`deltatune: ${line}`);
 const fail = (lines) => {
@@ -119,6 +119,15 @@ async function main() {
       "install Debian's libtorch as root, then run `npx deltatune-build` (or `npm rebuild deltatune`):",
       `  ${APT}`,
       'or build against an unpacked official libtorch: LIBTORCH=/path/to/libtorch npx deltatune-build',
+    ]);
+  }
+  // native/src/dist.cc includes ProcessGroupGloo.hpp, which needs the gloo headers (Debian: libgloo-dev).
+  const glooHeaders = [libtorch && join(libtorch, 'include', 'gloo', 'context.h'), '/usr/include/gloo/context.h'].filter(Boolean);
+  if (!glooHeaders.some((h) => existsSync(h))) {
+    fail([
+      `the gloo headers were not found (${glooHeaders.join(', ')}), and the prebuilt addon is not used (${prebuiltProblem}); as root run:`,
+      `  ${APT}`,
+      'then run `npx deltatune-build` (or `npm rebuild deltatune`)',
     ]);
   }
   const tools = ['make', 'python3', process.env.CXX || 'g++'].filter((t) => !onPath(t));

@@ -21,7 +21,8 @@ for arg in "$@"; do
 done
 
 # --- Debian packages -------------------------------------------------------------------------
-packages=(libopenblas0-pthread dataset-fashion-mnist)
+# libgloo-dev: the gloo headers native/src/dist.cc includes (ProcessGroupGloo.hpp); libtorch-dev does not pull them in
+packages=(libgloo-dev libopenblas0-pthread dataset-fashion-mnist)
 [ $test_oracle -eq 0 ] || packages+=(python3-torch python3-torchvision)
 [ -n "${LIBTORCH:-}" ] || packages=(libtorch-dev "${packages[@]}")
 missing=()

@@ -1,6 +1,7 @@
 // The public API of deltatune (re-exports only).
 export * from './engine/index.js';
 export * from './ops/index.js';
+export * from './dist/index.js';
 export * from './nn/index.js';
 export * from './io/index.js';
 export * from './hub/index.js';

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
 
-const APT = 'apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread';
+const APT = 'apt-get install -y --no-install-recommends libtorch-dev libgloo-dev libopenblas0-pthread';
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 

@@ -6,6 +6,7 @@ static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   dt::initTensor(env, exports);
   dt::initOps(env, exports);
   dt::initProfiler(env, exports);
+  dt::initDist(env, exports);
   return exports;
 }
 

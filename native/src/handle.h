@@ -47,5 +47,6 @@ void initTensor(Napi::Env env, Napi::Object exports);
 void initOps(Napi::Env env, Napi::Object exports);
 void initAllocator(Napi::Env env, Napi::Object exports);
 void initProfiler(Napi::Env env, Napi::Object exports);
+void initDist(Napi::Env env, Napi::Object exports);
 
 }  // namespace dt

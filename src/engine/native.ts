@@ -35,6 +35,38 @@ export interface OpProfile {
   count: number;
 }
 
+/** Opaque reference to a c10d store or process group (native/src/dist.cc). */
+export type DistStoreHandle = object & { readonly __distStore: unique symbol };
+export type DistGroupHandle = object & { readonly __distGroup: unique symbol };
+
+/**
+ * libtorch's c10d (native/src/dist.cc). Every call that can block returns a Promise and waits on a
+ * libuv pool thread; collectives are enqueued synchronously, in call order, and work in place
+ * (allgather returns new handles). The tensors must stay undisposed until the promise settles.
+ */
+export interface NativeDist {
+  tcpStore(host: string, port: number, worldSize: number, isServer: boolean, timeoutMs: number, waitWorkers: boolean): Promise<DistStoreHandle>;
+  fileStore(path: string, worldSize: number, timeoutMs: number): Promise<DistStoreHandle>;
+  storeSet(store: DistStoreHandle, key: string, value: Buffer): Promise<void>;
+  storeGet(store: DistStoreHandle, key: string): Promise<Buffer>;
+  storeAdd(store: DistStoreHandle, key: string, delta: number): Promise<number>;
+  storeDispose(store: DistStoreHandle): void;
+  processGroupGloo(
+    store: DistStoreHandle,
+    rank: number,
+    size: number,
+    timeoutMs: number,
+    devices: ({ hostname: string } | { interface: string })[],
+    threads: number,
+  ): Promise<DistGroupHandle>;
+  groupDispose(group: DistGroupHandle): void;
+  allreduce(group: DistGroupHandle, tensors: Handle[], op: 'sum' | 'product' | 'min' | 'max'): Promise<void>;
+  allreduceCoalesced(group: DistGroupHandle, tensors: Handle[]): Promise<void>;
+  broadcast(group: DistGroupHandle, tensors: Handle[], root: number): Promise<void>;
+  allgather(group: DistGroupHandle, tensor: Handle): Promise<Handle[]>;
+  barrier(group: DistGroupHandle): Promise<void>;
+}
+
 export interface NativeAddon {
   fromBytes(data: ArrayBufferView, dtype: number, shape: readonly number[]): Handle;
   toBytes(h: Handle): ArrayBuffer;
@@ -66,10 +98,11 @@ export interface NativeAddon {
   buildInfo(): { cuda: boolean; parallel: string; config: string };
   resolveOp(name: string, overload: string): OpInfo;
   call(id: number, args: unknown[]): unknown;
+  dist: NativeDist;
 }
 
 const ADDON = 'deltatune_native.node';
-const APT = 'apt-get install -y --no-install-recommends libtorch-dev libopenblas0-pthread';
+const APT = 'apt-get install -y --no-install-recommends libtorch-dev libgloo-dev libopenblas0-pthread';
 
 /** The package root: the first folder above this file (src/engine or dist/src/engine) with a package.json. */
 function packageRoot(): string {
