@@ -89,13 +89,15 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     // (the engine's own messages already start with 'deltatune: ')
     const message = (err instanceof Error ? err.message : String(err)).replace(/^deltatune: /, '');
+    // One rank of several names itself, so the launcher's and the scheduler's logs tell ranks apart.
+    const rank = Number(process.env.WORLD_SIZE) > 1 && process.env.RANK ? ` [rank ${process.env.RANK}]` : '';
     // One clear line (libtorch/io messages may carry detail lines; keep the first few).
     if (err instanceof UsageError) {
       const command = process.argv[2] && Object.hasOwn(commands, process.argv[2]) ? ` ${process.argv[2]}` : '';
-      console.error(`deltatune: ${message} (see 'deltatune${command} --help')`);
+      console.error(`deltatune${rank}: ${message} (see 'deltatune${command} --help')`);
       process.exit(2);
     }
-    console.error(`deltatune: ${message.split('\n').slice(0, 6).join('\n  ')}`);
+    console.error(`deltatune${rank}: ${message.split('\n').slice(0, 6).join('\n  ')}`);
     process.exit(1);
   },
 );

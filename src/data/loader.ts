@@ -64,8 +64,10 @@ export interface LoaderOptions {
    * (drop_last=False): every rank draws the same permutation from (seed, epoch), pads it by
    * repeating its start to a multiple of worldSize, and takes every worldSize-th index from rank.
    * Ranks thus see disjoint samples (but for the padding) and take the same number of steps.
+   * `pad: false` (for evaluation) leaves the order unpadded: every sample exactly once over all
+   * ranks, the last ranks one sample short.
    */
-  shard?: { rank: number; worldSize: number };
+  shard?: { rank: number; worldSize: number; pad?: boolean };
 }
 
 const OPTION_NAMES = new Set([
@@ -129,16 +131,17 @@ interface Resolved {
   cutmix: number;
   numClasses: number;
   channelsLast: boolean;
-  shard: { rank: number; worldSize: number } | null;
+  shard: { rank: number; worldSize: number; pad: boolean } | null;
 }
 
 function resolveShard(v: unknown): Resolved['shard'] {
   if (v === undefined) return null;
-  const s = v as { rank?: unknown; worldSize?: unknown };
+  const s = v as { rank?: unknown; worldSize?: unknown; pad?: unknown };
   if (!v || typeof v !== 'object' || !Number.isInteger(s.worldSize) || (s.worldSize as number) < 1 || !Number.isInteger(s.rank) || (s.rank as number) < 0 || (s.rank as number) >= (s.worldSize as number)) {
     throw new RangeError(`DataLoader: shard must be { rank, worldSize } with integers 0 ≤ rank < worldSize, got ${JSON.stringify(v)}`);
   }
-  return { rank: s.rank as number, worldSize: s.worldSize as number };
+  if (s.pad !== undefined && typeof s.pad !== 'boolean') throw new TypeError(`DataLoader: shard.pad must be a boolean, got ${JSON.stringify(s.pad)}`);
+  return { rank: s.rank as number, worldSize: s.worldSize as number, pad: s.pad !== false };
 }
 
 function resolveOptions(ds: Dataset, o: LoaderOptions): Resolved {
@@ -194,6 +197,7 @@ export class DataLoader {
   readonly dataset: Dataset;
   readonly batchesPerEpoch: number;
   readonly #o: Resolved;
+  readonly #given: LoaderOptions;
   #waitMs = 0;
   #images = 0;
   #skipped = 0;
@@ -201,6 +205,7 @@ export class DataLoader {
   constructor(dataset: Dataset, options: LoaderOptions) {
     this.dataset = checkDataset(dataset, 'DataLoader');
     this.#o = resolveOptions(dataset, options);
+    this.#given = { ...options };
     if (dataset.length === 0) throw new RangeError('DataLoader: the dataset is empty');
     const n = this.samplesPerEpoch;
     const b = this.#o.batchSize;
@@ -212,7 +217,19 @@ export class DataLoader {
   get samplesPerEpoch(): number {
     const n = this.dataset.length;
     const shard = this.#o.shard;
-    return shard ? Math.ceil(n / shard.worldSize) : n;
+    if (!shard) return n;
+    return shard.pad ? Math.ceil(n / shard.worldSize) : Math.floor(n / shard.worldSize) + (shard.rank < n % shard.worldSize ? 1 : 0);
+  }
+
+  /** The same loader over another share of the data (null: all of it). */
+  withShard(shard: LoaderOptions['shard'] | null): DataLoader {
+    const { shard: _, ...rest } = this.#given;
+    return new DataLoader(this.dataset, shard ? { ...rest, shard } : rest);
+  }
+
+  /** This loader's share of the data, or null when it reads all of it. */
+  get shard(): Readonly<{ rank: number; worldSize: number; pad: boolean }> | null {
+    return this.#o.shard;
   }
 
   /** Total ms the consumer waited inside next() since construction (or resetStats()), images delivered, images skipped. */

@@ -7,3 +7,5 @@ export * from './trainer.js';
 export * from './run.js';
 export * from './tuned.js';
 export * from './prefix-cache.js';
+export * from './distributed.js';
+export * from './grad-sync.js';

@@ -42,18 +42,32 @@ export class ClassificationMeter {
   }
 
   result(): EvalMetrics {
-    const n = this.#samples;
-    const correct = this.confusion.reduce((s, row, i) => s + row[i]!, 0);
-    return {
-      samples: n,
-      loss: n ? this.#lossSum / n : NaN,
-      top1: n ? (100 * correct) / n : NaN,
-      top5: n ? (100 * this.#top5Hits) / n : NaN,
-      perClass: this.confusion.map((row, i) => {
-        const total = row.reduce((a, c) => a + c, 0);
-        return total ? (100 * row[i]!) / total : NaN;
-      }),
-      confusion: this.confusion.map((row) => [...row]),
-    };
+    return metricsFromTotals([this.#samples, this.#lossSum, this.#top5Hits, ...this.confusion.flat()], this.numClasses);
   }
+}
+
+/**
+ * The sums behind a result: [samples, loss sum, top-5 hits, confusion row by row]. Sums of these
+ * over disjoint parts of a dataset (the ranks' shards) give the metrics of the whole.
+ */
+export function metricsTotals(m: EvalMetrics): number[] {
+  const n = m.samples;
+  return [n, n ? m.loss * n : 0, n ? Math.round((m.top5 * n) / 100) : 0, ...m.confusion.flat()];
+}
+
+export function metricsFromTotals(totals: readonly number[], numClasses: number): EvalMetrics {
+  const [n, lossSum, top5Hits] = totals as [number, number, number];
+  const confusion = Array.from({ length: numClasses }, (_, i) => totals.slice(3 + i * numClasses, 3 + (i + 1) * numClasses));
+  const correct = confusion.reduce((s, row, i) => s + row[i]!, 0);
+  return {
+    samples: n,
+    loss: n ? lossSum / n : NaN,
+    top1: n ? (100 * correct) / n : NaN,
+    top5: n ? (100 * top5Hits) / n : NaN,
+    perClass: confusion.map((row, i) => {
+      const total = row.reduce((a, c) => a + c, 0);
+      return total ? (100 * row[i]!) / total : NaN;
+    }),
+    confusion,
+  };
 }

@@ -127,10 +127,12 @@ export class PrefixCache {
           continue;
         }
         const order: number[] = [];
-        const task = options.progress?.task(`caching the frozen prefix (${loader === train ? 'training' : 'validation'} images)`, loader.batchesPerEpoch, 'batches') ?? NO_TASK;
+        // A rank of a data-parallel run caches every sample, not just its shard: shards change each epoch.
+        const every = loader.shard ? loader.withShard(null) : loader;
+        const task = options.progress?.task(`caching the frozen prefix (${loader === train ? 'training' : 'validation'} images)`, every.batchesPerEpoch, 'batches') ?? NO_TASK;
         let done = 0;
         try {
-          for await (const batch of loader.epoch(0)) {
+          for await (const batch of every.epoch(0)) {
             try {
               // Kept in the layout the suffix wants: index_select returns dense rows, so channels-last
               // data is stored as [N, H, W, C], whose rows permute back to channels-last NCHW views.

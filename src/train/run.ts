@@ -20,6 +20,7 @@ import { BUILTIN_DATA, absoluteDataSpec, openData, type DataOptions, type DataSp
 import { Trainer, type TrainOptions, type TrainResult } from './trainer.js';
 import { PrefixCache, type PrefixCacheInfo } from './prefix-cache.js';
 import { createProgress, type ProgressMode } from './progress.js';
+import type { DataParallel } from './distributed.js';
 
 export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'seed'> {
   model: string;
@@ -91,11 +92,16 @@ export function runTransforms(
   return { train: trainT, eval: evalT };
 }
 
+/**
+ * The run's loaders; with `shard`, this rank's share: training padded so every rank takes the same
+ * steps (DistributedSampler), validation unpadded so every image counts once.
+ */
 export function makeLoaders(
   split: DataSplit,
   options: DataOptions,
   t: { train: TransformOptions; eval: TransformOptions } = runTransforms(options, split.arrays),
   warn?: (message: string) => void,
+  shard?: { rank: number; worldSize: number },
 ): { train: DataLoader; val: DataLoader | null } {
   const batchSize = options.batchSize ?? 32;
   const common = {
@@ -114,8 +120,9 @@ export function makeLoaders(
       mixup: options.mixup,
       cutmix: options.cutmix,
       numClasses: split.classes.length,
+      ...(shard ? { shard } : {}),
     }),
-    val: split.val ? new DataLoader(split.val, { ...common, batchSize, transform: t.eval, shuffle: false }) : null,
+    val: split.val ? new DataLoader(split.val, { ...common, batchSize, transform: t.eval, shuffle: false, ...(shard ? { shard: { ...shard, pad: false } } : {}) }) : null,
   };
 }
 
@@ -125,11 +132,13 @@ function checkNames(model: string, method: string): void {
 }
 
 /** The base a run tunes: the given weights, or a seeded random init saved once into the run. */
-function prepareBase(options: TuneOptions, runDir: string): VisionModel {
+function prepareBase(options: TuneOptions, runDir: string, writes: boolean): VisionModel {
   if (options.weights) return createModel(options.model, { weights: options.weights });
   const basePath = join(runDir, 'base.safetensors');
-  if (existsSync(basePath)) return createModel(options.model, { weights: basePath });
   manualSeed(options.seed ?? 0);
+  // The other ranks of a data-parallel run get rank 0's base by broadcast (the trainer's start).
+  if (!writes) return createModel(options.model);
+  if (existsSync(basePath)) return createModel(options.model, { weights: basePath });
   const model = createModel(options.model);
   saveStateDict(basePath, model.stateDict());
   model.config.weightsFile = basePath;
@@ -144,6 +153,12 @@ export interface TuneControl {
   force?: boolean;
   /** On resume, go on even though the data list differs from the one the run started with. */
   allowDataChange?: boolean;
+  /**
+   * Train as one rank of a data-parallel group (DataParallel.fromEnvironment()). `batchSize` stays
+   * the global batch: each rank takes batchSize / worldSize images per step. Only rank 0 touches
+   * the run folder; every rank needs the data (and named weights in its cache) at the same paths.
+   */
+  parallel?: DataParallel;
 }
 
 const RUN_FILES = ['config.json', 'metrics.jsonl', 'summary.json', 'state.safetensors', 'base.safetensors', 'best', 'last'];
@@ -265,13 +280,22 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     ...(options.valData ? { valData: absoluteDataSpec(options.valData) } : {}),
     ...(options.weights && !isWeightsName(options.weights) ? { weights: resolve(options.weights) } : {}),
   };
+  const parallel = control.parallel && control.parallel.worldSize > 1 ? control.parallel : null;
+  const writes = !parallel || parallel.isMain;
+  const worldSize = parallel?.worldSize ?? 1;
+  const globalBatch = options.batchSize ?? 32;
+  if (globalBatch % worldSize !== 0) {
+    throw new Error(`the batch (${globalBatch}) must be divisible by the world size (${worldSize}): each rank takes batch / world size images per step`);
+  }
   let replaced: string[] = [];
-  if (control.resume) {
+  if (!writes) {
+    // Rank 0 alone checks and owns the run folder.
+  } else if (control.resume) {
     if (!existsSync(join(runDir, 'state.safetensors'))) throw new Error(`${runDir}: no state.safetensors to resume from (the run never saved a checkpoint); start it again`);
   } else {
     replaced = checkRunFolder(runDir, options, control.force === true);
   }
-  const progress = createProgress(options.progress ?? 'auto');
+  const progress = createProgress(writes ? (options.progress ?? 'auto') : 'quiet');
   // Named weights are fetched now (createModel, later, only reads the cache); they bring their preprocessing.
   const mode = options.progress ?? 'auto';
   const base = options.weights
@@ -280,7 +304,22 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
   const split = openData(options);
   const fingerprint = dataFingerprint(split, options);
   const weightsSha256 = base ? fileSha256(base.path) : null;
-  if (control.resume) {
+  if (parallel) {
+    // Refused at the start, not discovered as a hang or a shape error in the first allreduce.
+    await parallel.checkSameConfig({
+      model: options.model,
+      method: options.method,
+      methodOptions: options.methodOptions ?? {},
+      training: { ...pickTrainOptions(options), seed: options.seed ?? 0, batchSize: globalBatch },
+      data: { ...options, model: undefined, method: undefined, methodOptions: undefined, out: undefined, data: undefined, valData: undefined, weights: undefined, progress: undefined, workers: undefined },
+      dataFingerprint: fingerprint,
+      weights: weightsSha256,
+      worldSize,
+      resume: control.resume === true,
+      version: packageVersion(),
+    });
+  }
+  if (control.resume && writes) {
     const saved = readRunConfig(runDir);
     if (saved.fingerprints) {
       const change = describeDataChange(saved.fingerprints.data, fingerprint);
@@ -306,15 +345,21 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     if (m.startsWith('skipping ') && skipped.size < 10_000) skipped.add(m.slice('skipping '.length));
     progress.message(`warning: ${m}`);
   };
-  const loaders = makeLoaders(split, { ...options, channelsLast }, transforms, warn);
+  const loaders = makeLoaders(
+    split,
+    { ...options, channelsLast, batchSize: globalBatch / worldSize },
+    transforms,
+    warn,
+    parallel ? { rank: parallel.rank, worldSize } : undefined,
+  );
   // An earlier run is replaced only now, when the new one's data opened; until the first checkpoint it can come back.
   let aside = replaced.length ? setAside(runDir, replaced) : null;
-  const folder = new OutputFolder(runDir).prepare();
-  if (control.resume) folder.commit();
+  const folder = writes ? new OutputFolder(runDir).prepare() : null;
+  if (control.resume) folder?.commit();
   let model: VisionModel | undefined;
   let delta: Delta | undefined;
   try {
-    model = prepareBase(options, runDir);
+    model = prepareBase(options, runDir, writes);
     manualSeed(options.seed ?? 0);
     delta = applyDelta(model, { method: options.method, numClasses: split.classes.length, ...(options.methodOptions ?? {}) });
     if (channelsLast) model.toMemoryFormat('channelsLast');
@@ -362,7 +407,9 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
           fingerprints: { data: fingerprint, weights: weightsSha256 },
           pathsFromRun: pathsFromRun(runDir, options),
           version: packageVersion(),
+          ...(parallel ? { worldSize } : {}),
         },
+        ...(parallel ? { parallel } : {}),
         deltaInfo: { classes: split.classes, preprocess: { ...transforms.eval } },
       },
       progress,
@@ -375,8 +422,8 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
     }
   } catch (err) {
     // A start that never reached its first checkpoint leaves nothing behind, and gives back what it replaced.
-    if (!existsSync(join(runDir, 'state.safetensors'))) {
-      folder.rollback();
+    if (writes && !existsSync(join(runDir, 'state.safetensors'))) {
+      folder?.rollback();
       aside?.restore();
       aside = null;
     }

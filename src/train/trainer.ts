@@ -14,7 +14,8 @@ import type { Delta } from '../delta/core/index.js';
 import { saveDelta, type SaveDeltaOptions } from '../delta/files.js';
 import { AdamW, SGD, type Optimizer, type ParamGroup } from './optim.js';
 import { cosineLr, checkSchedule, type CosineSchedule } from './schedule.js';
-import { ClassificationMeter, type EvalMetrics } from './metrics.js';
+import { ClassificationMeter, metricsFromTotals, metricsTotals, type EvalMetrics } from './metrics.js';
+import type { DataParallel } from './distributed.js';
 import { loadTrainState, saveTrainState, disposeTrainState, type EpochRecord, type TrainProgress } from './checkpoint.js';
 import { NO_TASK, createProgress, type ProgressSink, type TaskProgress } from './progress.js';
 
@@ -63,6 +64,12 @@ export interface TrainOptions {
   summaryInfo?: Record<string, unknown>;
   /** Stored in every saved delta's manifest (class names, preprocessing) so predict needs nothing else. */
   deltaInfo?: SaveDeltaOptions;
+  /**
+   * Data-parallel training: this process is one rank of the group. The loaders must be this rank's
+   * shards; gradients are averaged over the ranks before each step, validation is summed over
+   * them, and only rank 0 writes to the run directory.
+   */
+  parallel?: DataParallel;
 }
 
 export interface TrainResult {
@@ -121,6 +128,7 @@ export async function evaluate(
   numClasses: number = delta.head.outFeatures,
   forward: (x: Tensor) => Tensor = (x) => delta.model.forward(x),
   task: TaskProgress = NO_TASK,
+  parallel?: DataParallel,
 ): Promise<EvalMetrics> {
   const model = delta.model;
   const wasTraining = model.training;
@@ -145,6 +153,8 @@ export async function evaluate(
     model.train(wasTraining);
     task.end();
   }
+  // Each rank saw its own part of the data: the whole's metrics come from the summed totals.
+  if (parallel && parallel.worldSize > 1) return metricsFromTotals(await parallel.sum(metricsTotals(meter.result())), numClasses);
   return meter.result();
 }
 
@@ -157,7 +167,8 @@ export class Trainer {
   readonly runDir: string;
   readonly delta: Delta;
   /** The training hyper-parameters, as recorded in config.json. */
-  readonly options: Required<Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'forward' | 'setupSeconds' | 'summaryInfo'>>;
+  readonly options: Required<Omit<TrainOptions, 'runConfig' | 'deltaInfo' | 'forward' | 'setupSeconds' | 'summaryInfo' | 'parallel'>>;
+  readonly parallel: DataParallel | null;
   readonly forward: (x: Tensor) => Tensor;
   readonly progress: ProgressSink;
   readonly #runConfig: Record<string, unknown>;
@@ -199,6 +210,7 @@ export class Trainer {
     this.#deltaInfo = options.deltaInfo ?? {};
     this.#setupSeconds = options.setupSeconds ?? 0;
     this.#summaryInfo = options.summaryInfo ?? {};
+    this.parallel = options.parallel ?? null;
     const o = this.options;
     const positiveInt = (v: number, name: string) => {
       if (!(Number.isInteger(v) && v > 0)) throw new RangeError(`${name} must be a positive integer, got ${v}`);
@@ -214,6 +226,11 @@ export class Trainer {
     if (!(Number.isSafeInteger(o.seed) && o.seed >= 0)) throw new RangeError(`seed must be a non-negative integer, got ${o.seed}`);
     if (trainLoader.batchesPerEpoch < 1) throw new Error('the training set gives no batch (is it empty, or smaller than the batch with dropLast?)');
     checkSchedule(this.schedule());
+  }
+
+  /** Whether this process writes the run directory (rank 0, or the only process). */
+  get writes(): boolean {
+    return this.parallel === null || this.parallel.isMain;
   }
 
   get statePath(): string {
@@ -246,6 +263,7 @@ export class Trainer {
   }
 
   #writeConfig(resume: boolean): void {
+    if (!this.writes) return;
     const path = join(this.runDir, 'config.json');
     const config = {
       ...this.#runConfig,
@@ -266,6 +284,7 @@ export class Trainer {
           ...c,
           fingerprints: undefined,
           pathsFromRun: undefined,
+          worldSize: undefined, // a run may resume on another number of ranks
           tune: c.tune && typeof c.tune === 'object' ? { ...c.tune, out: undefined, data: undefined, valData: undefined, weights: undefined } : c.tune,
         });
       if (essence(saved) !== essence(now)) {
@@ -277,15 +296,18 @@ export class Trainer {
   }
 
   #writeMetrics(history: EpochRecord[]): void {
+    if (!this.writes) return;
     writeFileAtomic(join(this.runDir, 'metrics.jsonl'), Buffer.from(history.map((r) => JSON.stringify(r)).join('\n') + (history.length ? '\n' : '')));
   }
 
   #saveState(optimizer: Optimizer, progress: TrainProgress): void {
+    if (!this.writes) return;
     saveTrainState(this.statePath, { progress, delta: this.delta.stateDict(), optimizer: optimizer.stateDict() });
   }
 
   /** Saves the attached delta to `name/` under the run directory, replacing the old one only once complete. */
   #saveDeltaDir(name: string): void {
+    if (!this.writes) return;
     const target = join(this.runDir, name);
     const staging = join(this.runDir, `.${name}.tmp`);
     const previous = join(this.runDir, `.${name}.old`);
@@ -298,6 +320,12 @@ export class Trainer {
     rmSync(previous, { recursive: true, force: true });
   }
 
+  /** An epoch's sums over every rank (seconds and waits stay this rank's). */
+  async #sumOverRanks(sums: TrainProgress['epochSums']): Promise<TrainProgress['epochSums']> {
+    const [loss, correct, samples] = await this.parallel!.sum([sums.loss, sums.correct, sums.samples]);
+    return { ...sums, loss: loss!, correct: correct!, samples: samples! };
+  }
+
   /**
    * Trains for the configured epochs. With `resume`, continues from the run directory's state
    * file exactly where it stopped.
@@ -305,7 +333,8 @@ export class Trainer {
   async fit(options: { resume?: boolean } = {}): Promise<TrainResult> {
     const o = this.options;
     const started = performance.now();
-    mkdirSync(this.runDir, { recursive: true });
+    const parallel = this.parallel;
+    if (this.writes) mkdirSync(this.runDir, { recursive: true });
     this.#writeConfig(options.resume ?? false);
     const optimizer = this.#makeOptimizer();
     let progress: TrainProgress = {
@@ -319,17 +348,29 @@ export class Trainer {
       finished: false,
     };
     if (options.resume) {
-      const state = loadTrainState(this.statePath);
+      // Only rank 0 has the run directory (it may be on another machine): the others get its state file.
+      const file = parallel ? await parallel.broadcastFile(this.statePath) : { path: this.statePath, dispose() {} };
       try {
-        this.delta.loadStateDict(state.delta, this.statePath);
-        optimizer.loadStateDict(state.optimizer, this.statePath);
-        progress = state.progress;
+        const state = loadTrainState(file.path);
+        try {
+          this.delta.loadStateDict(state.delta, this.statePath);
+          optimizer.loadStateDict(state.optimizer, this.statePath);
+          progress = state.progress;
+          if (parallel && !parallel.isMain) progress.epochSums = { ...progress.epochSums, loss: 0, correct: 0, samples: 0 };
+        } finally {
+          disposeTrainState(state);
+        }
       } finally {
-        disposeTrainState(state);
+        file.dispose();
       }
       this.progress.message(`resuming ${this.runDir} at epoch ${progress.epoch + 1}, batch ${progress.batch + 1} (optimizer step ${progress.step})`);
-    } else {
+    } else if (this.writes) {
       rmSync(this.statePath, { force: true });
+    }
+    if (parallel) {
+      // DDP's start: every rank continues from rank 0's parameters and buffers.
+      const state = this.delta.model.stateDict();
+      await parallel.broadcastTensors([...state.values()]);
     }
     this.#writeMetrics(progress.history);
 
@@ -385,6 +426,7 @@ export class Trainer {
           micro += 1;
           const endOfEpoch = micro === batches;
           if (micro % o.accumulate === 0 || endOfEpoch) {
+            if (parallel) await parallel.averageGradients(params);
             if (o.clipGrad > 0) clipGradNorm(params, o.clipGrad);
             optimizer.lr = lr;
             optimizer.step();
@@ -394,11 +436,13 @@ export class Trainer {
             progress.batch = micro;
             if (!endOfEpoch && progress.step % o.checkpointEvery === 0) {
               sums.seconds = (performance.now() - epochClock) / 1000;
-              this.#saveState(optimizer, progress);
+              // A data-parallel state holds the sums over all ranks; on resume rank 0 carries them.
+              this.#saveState(optimizer, parallel ? { ...progress, epochSums: await this.#sumOverRanks(sums) } : progress);
             }
           }
           const elapsed = (performance.now() - epochClock) / 1000;
-          const ips = sums.samples / Math.max(elapsed, 1e-9);
+          // (The other ranks go at the same pace: each step waits for all of them.)
+          const ips = ((parallel?.worldSize ?? 1) * sums.samples) / Math.max(elapsed, 1e-9);
           this.progress.step({
             epoch,
             epochs: o.epochs,
@@ -416,19 +460,21 @@ export class Trainer {
         if (micro !== batches) throw new Error(`the training loader gave ${micro} batches in epoch ${epoch + 1}, expected ${batches}`);
 
         sums.seconds = (performance.now() - epochClock) / 1000;
+        // The epoch's figures are over all ranks' samples (the state keeps this rank's own partial sums).
+        const epochSums = parallel ? await this.#sumOverRanks(sums) : sums;
         let val: EvalMetrics | null = null;
         if (this.valLoader) {
           this.progress.evaluating(epoch);
-          val = await evaluate(this.delta, this.valLoader, this.delta.head.outFeatures, this.forward, this.progress.task(`validating (epoch ${epoch + 1})`, this.valLoader.batchesPerEpoch, 'batches'));
+          val = await evaluate(this.delta, this.valLoader, this.delta.head.outFeatures, this.forward, this.progress.task(`validating (epoch ${epoch + 1})`, this.valLoader.batchesPerEpoch, 'batches'), parallel ?? undefined);
         }
         const record: EpochRecord = {
           epoch,
           lr: cosineLr(schedule, progress.step - 1),
-          trainLoss: sums.loss / sums.samples,
-          trainTop1: (100 * sums.correct) / sums.samples,
+          trainLoss: epochSums.loss / epochSums.samples,
+          trainTop1: (100 * epochSums.correct) / epochSums.samples,
           ...(val ? { val: { loss: val.loss, top1: val.top1, top5: val.top5, perClass: val.perClass } } : {}),
           seconds: sums.seconds,
-          imagesPerSecond: sums.samples / sums.seconds,
+          imagesPerSecond: epochSums.samples / sums.seconds,
           dataWaitFraction: sums.waitMs / 1000 / sums.seconds,
         };
         const score = val ? val.top1 : record.trainTop1;
@@ -464,6 +510,8 @@ export class Trainer {
       this.progress.close();
       optimizer.dispose();
     }
+    // The others wait until rank 0's last files are written: a run is finished when its last rank is.
+    if (parallel) await parallel.barrier();
     const result: TrainResult = {
       runDir: this.runDir,
       history: progress.history,
@@ -473,8 +521,8 @@ export class Trainer {
       seconds: this.#setupSeconds + (performance.now() - started) / 1000,
       peakRssMiB: peakRssMiB(),
     };
-    const summary = { ...result, final: final ?? undefined, ...this.#summaryInfo };
-    writeFileAtomic(join(this.runDir, 'summary.json'), Buffer.from(JSON.stringify(summary, null, 2) + '\n'));
+    const summary = { ...result, final: final ?? undefined, ...this.#summaryInfo, ...(parallel ? { worldSize: parallel.worldSize } : {}) };
+    if (this.writes) writeFileAtomic(join(this.runDir, 'summary.json'), Buffer.from(JSON.stringify(summary, null, 2) + '\n'));
     return result;
   }
 }
