@@ -162,10 +162,15 @@ export class DataParallel {
     }
   }
 
+  /** Milliseconds spent in averageGradients so far (waiting for the slowest rank included). */
+  gradientSyncMs = 0;
+
   /** Averages the gradients of `params` over the ranks (buckets fixed at the first call). */
   async averageGradients(params: readonly Tensor[]): Promise<void> {
+    const t0 = performance.now();
     this.#buckets ??= new GradientBuckets(params);
     await this.#buckets.average({ worldSize: this.worldSize, allreduceCoalesced: (ts) => this.group.allreduceCoalesced(ts) });
+    this.gradientSyncMs += performance.now() - t0;
   }
 
   async barrier(): Promise<void> {
