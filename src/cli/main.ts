@@ -3,7 +3,7 @@
 // environment is checked before anything loads: command modules (and with them libtorch) are
 // imported only once a command is known, so `deltatune --help` and a bad variable load none.
 import { packageVersion } from '../version.js';
-import { UsageError } from './errors.js';
+import { ReportedFailure, UsageError } from './errors.js';
 import { DECIMAL, shown } from './args.js'; // no libtorch behind these two
 
 const HELP = `Usage: deltatune <command> [options]
@@ -88,6 +88,7 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     // (the engine's own messages already start with 'deltatune: ')
+    if (err instanceof ReportedFailure) process.exit(err.exitCode);
     const message = (err instanceof Error ? err.message : String(err)).replace(/^deltatune: /, '');
     // One rank of several names itself, so the launcher's and the scheduler's logs tell ranks apart.
     const rank = Number(process.env.WORLD_SIZE) > 1 && process.env.RANK ? ` [rank ${process.env.RANK}]` : '';

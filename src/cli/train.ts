@@ -4,7 +4,7 @@ import { runOptions, tune, type TuneOptions } from '../train/run.js';
 import { DEFAULT_DIST_TIMEOUT_MS, DataParallel, distributedEnvironment } from '../train/distributed.js';
 import { launch } from './launch.js';
 import { describeEpoch, type ProgressMode } from '../train/progress.js';
-import { UsageError } from './errors.js';
+import { ReportedFailure, UsageError } from './errors.js';
 import { choice, drop, keyValues, num, parse, str, type Parsed } from './args.js';
 import { tuneFlagHelp, tuneFlagOptions, tuneFlagValues } from './tune-flags.js';
 
@@ -97,7 +97,7 @@ export async function runTrain(argv: string[]): Promise<void> {
       masterPort: num(p, 'master-port', h, { integer: true, min: 1, max: 65535 }),
       command: [process.execPath, ...process.execArgv, process.argv[1]!, 'train', ...workerArgv(argv)],
     });
-    if (result.exitCode !== 0) throw new Error(result.failure ?? `a worker exited with code ${result.exitCode}`);
+    if (result.exitCode !== 0) throw new ReportedFailure(result.failure ?? `a worker exited with code ${result.exitCode}`, result.exitCode);
     return;
   }
   const rankEnv = distributedEnvironment();

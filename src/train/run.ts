@@ -311,7 +311,9 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
       method: options.method,
       methodOptions: options.methodOptions ?? {},
       training: { ...pickTrainOptions(options), seed: options.seed ?? 0, batchSize: globalBatch },
-      data: { ...options, model: undefined, method: undefined, methodOptions: undefined, out: undefined, data: undefined, valData: undefined, weights: undefined, progress: undefined, workers: undefined },
+      data: Object.fromEntries(
+        Object.entries(options).filter(([k]) => !['model', 'method', 'methodOptions', 'out', 'data', 'valData', 'weights', 'progress', 'workers', 'seed', 'batchSize', ...TRAIN_KEYS].includes(k)),
+      ),
       dataFingerprint: fingerprint,
       weights: weightsSha256,
       worldSize,

@@ -397,7 +397,8 @@ export class Trainer {
           let correct: number;
           const size = batch.images.shape[0]!;
           try {
-            manualSeed(stepSeed(o.seed, epoch * batches + micro));
+            // Each rank draws its own dropout masks (its samples differ; the same masks would correlate them).
+            manualSeed(stepSeed(o.seed, epoch * batches + micro) + (parallel?.rank ?? 0));
             [loss, correct] = tidy(() => {
               const logits = this.forward(batch.images);
               const l = batch.targets
