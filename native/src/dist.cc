@@ -14,6 +14,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <ATen/ops/empty_like.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
 #include <functional>
@@ -352,6 +353,37 @@ Napi::Value Barrier(const Napi::CallbackInfo& info) {
   return waitFor(env, g, "barrier", work, {});
 }
 
+// A sum over the ranks that autograd sees through: its backward sums the gradient over the ranks
+// too (every rank's loss depends on every rank's input). SyncBatchNorm's statistics go through it.
+// Blocking on purpose: it runs inside a forward or a backward, which are synchronous; every rank
+// runs the same graph, so the collectives meet in the same order. The group rides in the graph as
+// a capsule, so it lives as long as a backward may still need it.
+struct AllreduceSum : public torch::autograd::Function<AllreduceSum> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& input,
+                            c10::intrusive_ptr<c10d::ProcessGroupGloo> pg) {
+    ctx->saved_data["pg"] = c10::IValue::make_capsule(c10::static_intrusive_pointer_cast<torch::CustomClassHolder>(pg));
+    return sum(pg, input);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto pg = c10::static_intrusive_pointer_cast<c10d::ProcessGroupGloo>(ctx->saved_data["pg"].toCapsule());
+    return {sum(pg, grads[0]), at::Tensor()};
+  }
+  static at::Tensor sum(const c10::intrusive_ptr<c10d::ProcessGroupGloo>& pg, const at::Tensor& t) {
+    std::vector<at::Tensor> one{t.detach().contiguous().clone()};
+    pg->allreduce(one)->wait();
+    return one[0];
+  }
+};
+
+// allreduceSumAutograd(group, tensor) -> handle: synchronous, differentiable (see AllreduceSum).
+Napi::Value AllreduceSumAutograd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GroupBox* g = groupOf(info[0], "allreduceSumAutograd");
+  const at::Tensor& input = tensorOf(info[1], "allreduceSumAutograd");
+  auto pg = g->pg;
+  return guard(env, groupContext("allreduceSumAutograd", g), [&]() -> Napi::Value { return wrap(env, AllreduceSum::apply(input, pg)); });
+}
+
 }  // namespace
 
 void initDist(Napi::Env env, Napi::Object exports) {
@@ -369,6 +401,7 @@ void initDist(Napi::Env env, Napi::Object exports) {
   d.Set("broadcast", Napi::Function::New(env, Broadcast));
   d.Set("allgather", Napi::Function::New(env, Allgather));
   d.Set("barrier", Napi::Function::New(env, Barrier));
+  d.Set("allreduceSumAutograd", Napi::Function::New(env, AllreduceSumAutograd));
   exports.Set("dist", d);
 }
 

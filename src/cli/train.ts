@@ -46,6 +46,8 @@ Several processes or machines (data-parallel, torchrun's conventions; --batch st
                           M machines; run the same command on each with its R (0..M-1); rank 0's
                           machine is HOST (default 127.0.0.1), its rendezvous port P (default 29500)
   --dist-timeout S        seconds a rank waits for the others before failing (default 1800)
+  --sync-bn               BatchNorm layers that train use the global batch's statistics (default:
+                          each rank's own, as DDP without SyncBatchNorm)
   Workers started by a scheduler instead get RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT (and
   LOCAL_RANK) in their environment and run plain \`deltatune train\`; only rank 0 writes --out.`;
 
@@ -58,7 +60,7 @@ const flags = {
   'checkpoint-every': { type: 'string' }, out: { type: 'string' }, resume: { type: 'string' }, progress: { type: 'string' },
   quiet: { type: 'boolean' }, json: { type: 'boolean' }, force: { type: 'boolean' }, 'allow-data-change': { type: 'boolean' },
   'nproc-per-node': { type: 'string' }, nnodes: { type: 'string' }, 'node-rank': { type: 'string' }, 'master-addr': { type: 'string' }, 'master-port': { type: 'string' },
-  'dist-timeout': { type: 'string' },
+  'dist-timeout': { type: 'string' }, 'sync-bn': { type: 'boolean' },
 } as const;
 
 const LAUNCH_FLAGS = ['nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'] as const;
@@ -149,6 +151,7 @@ async function trainOneRank(p: Parsed, parallel: DataParallel | null): Promise<v
       accumulate: num(p, 'accumulate', h, { integer: true, min: 1 }),
       patience: num(p, 'patience', h, { integer: true, min: 0 }),
       checkpointEvery: num(p, 'checkpoint-every', h, { integer: true, min: 1 }),
+      syncBatchNorm: p.values['sync-bn'] === true ? true : undefined,
       out: str(p, 'out') ?? `runs/${shared.model!}-${method}`,
       progress: mode,
     });

@@ -132,6 +132,21 @@ export class ProcessGroup {
     return handles.map((h) => new Tensor(h));
   }
 
+  /**
+   * The sum of `tensor` over the ranks as a new tensor that autograd differentiates through: the
+   * backward sums the incoming gradient over the ranks as well. Synchronous — it blocks this thread
+   * until every rank has called it — because it runs inside a forward (SyncBatchNorm's statistics)
+   * and inside the backward that follows; every rank must run the same graph.
+   */
+  allreduceSumDifferentiable(tensor: Tensor): Tensor {
+    return new Tensor(native.dist.allreduceSumAutograd(this.#group, tensor.handle));
+  }
+
+  /** torch's name for the size of the group. */
+  get worldSize(): number {
+    return this.size;
+  }
+
   /** Resolves once every rank has reached it. */
   async barrier(): Promise<void> {
     return native.dist.barrier(this.#group);

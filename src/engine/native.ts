@@ -65,6 +65,8 @@ export interface NativeDist {
   broadcast(group: DistGroupHandle, tensors: Handle[], root: number): Promise<void>;
   allgather(group: DistGroupHandle, tensor: Handle): Promise<Handle[]>;
   barrier(group: DistGroupHandle): Promise<void>;
+  /** Synchronous and differentiable (its backward sums the gradient over the ranks too). */
+  allreduceSumAutograd(group: DistGroupHandle, tensor: Handle): Handle;
 }
 
 export interface NativeAddon {

@@ -1,7 +1,7 @@
 // Basic layers with torch.nn's parameter names, shapes, defaults and initialisation.
-import { isGradEnabled, type Tensor } from '../engine/index.js';
+import { isGradEnabled, noGrad, type Tensor } from '../engine/index.js';
 import {
-  adaptiveAvgPool2d, avgPool2d, batchNorm, conv2d, dropout, flatten, gelu, groupNorm, hardswish, layerNorm, linear,
+  adaptiveAvgPool2d, avgPool2d, batchNorm, cat, full, conv2d, dropout, flatten, gelu, groupNorm, hardswish, layerNorm, linear,
   maxPool2d, relu, relu_, relu6, relu6_, sigmoid, silu, tanh, zeros, ones, bernoulli, type Conv2dOptions,
 } from '../ops/index.js';
 import { Module } from './module.js';
@@ -116,6 +116,13 @@ export class BatchNorm2d extends Module {
     this.registerBuffer('num_batches_tracked', track ? zeros([], { dtype: 'int64' }) : null);
   }
 
+  /**
+   * SyncBatchNorm (torch.nn.SyncBatchNorm): when set, training-mode statistics are those of the
+   * global batch of a data-parallel run. It sums a tensor over the ranks, differentiably (set by
+   * the trainer under --sync-bn; null: this process's own batch).
+   */
+  crossReplicaSum: ((t: Tensor) => Tensor) | null = null;
+
   forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new RangeError(`BatchNorm2d: expected a 4-d [N,C,H,W] input, got shape [${x.shape.join(',')}]`);
     let momentum = this.momentum ?? 0;
@@ -123,10 +130,34 @@ export class BatchNorm2d extends Module {
       this.num_batches_tracked.add_(1);
       if (this.momentum === null) momentum = 1 / this.num_batches_tracked.item();
     }
+    if (this.training && this.crossReplicaSum) return this.#globalBatchNorm(x, this.crossReplicaSum, momentum);
     // Batch statistics in training mode, or when there are no running statistics to use.
     return batchNorm(x, this.running_mean, this.running_var, {
       weight: this.weight, bias: this.bias, training: this.training || this.running_mean === null, momentum, eps: this.eps,
     });
+  }
+
+  /** Batch norm over every rank's batch: two differentiable sums over the ranks (the mean, then the variance). */
+  #globalBatchNorm(x: Tensor, sumOverRanks: (t: Tensor) => Tensor, momentum: number): Tensor {
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const perChannel = [1, c, 1, 1];
+    const sums = sumOverRanks(cat([x.sum([0, 2, 3]), full([1], n * h * w, { dtype: x.dtype })]));
+    const count = sums.select(0, c).item();
+    const mean = sums.narrow(0, 0, c).div(count);
+    const centered = x.sub(mean.view(perChannel));
+    const variance = sumOverRanks(centered.mul(centered).sum([0, 2, 3])).div(count);
+    let out = centered.mul(variance.add(this.eps).rsqrt().view(perChannel));
+    if (this.weight) out = out.mul(this.weight.view(perChannel));
+    if (this.bias) out = out.add(this.bias.view(perChannel));
+    if (this.running_mean && this.running_var) {
+      const rm = this.running_mean;
+      const rv = this.running_var;
+      noGrad(() => {
+        rm.mul_(1 - momentum).add_(mean.detach().mul(momentum));
+        rv.mul_(1 - momentum).add_(variance.detach().mul((momentum * count) / Math.max(count - 1, 1)));
+      });
+    }
+    return out;
   }
 
   override extraRepr(): string {

@@ -14,6 +14,7 @@ import { packageVersion } from '../version.js';
 import { configWithWeights, createModel, listModels, modelConfig } from '../models/index.js';
 import { isWeightsName, resolveWeights } from '../hub/index.js';
 import type { ModelConfig, VisionModel } from '../models/base.js';
+import { BatchNorm2d } from '../nn/index.js';
 import { applyDelta, listMethods, type Delta, type DeltaSummary, type FrozenPrecision } from '../delta/index.js';
 import { DataLoader, evalTransform, trainTransform, type Dataset, type TransformOptions } from '../data/index.js';
 import { BUILTIN_DATA, absoluteDataSpec, openData, type DataOptions, type DataSplit } from '../data/spec.js';
@@ -46,6 +47,11 @@ export interface TuneOptions extends DataOptions, Omit<TrainOptions, 'runConfig'
    * trained parameters, and so the delta file, stay float32. Default float32.
    */
   frozenPrecision?: FrozenPrecision;
+  /**
+   * Data-parallel runs: BatchNorm layers that train normalise with the statistics of the global
+   * batch (torch.nn.SyncBatchNorm) instead of each rank's own. Off by default, as in DDP.
+   */
+  syncBatchNorm?: boolean;
 }
 
 /** Whether a run trains channels-last: the option if given, else the model config's memory format. */
@@ -371,6 +377,12 @@ export async function tune(options: TuneOptions, control: TuneControl = {}): Pro
       if (low.length && cpuHasNativeBfloat16() === false) {
         progress.message('warning: this CPU lists neither amx_bf16 nor avx512_bf16 (/proc/cpuinfo), so bfloat16 convolutions are emulated and likely slower than float32');
       }
+    }
+    if (parallel && options.syncBatchNorm) {
+      const norms = model.modules().filter((m): m is BatchNorm2d => m instanceof BatchNorm2d);
+      for (const bn of norms) bn.crossReplicaSum = (t) => parallel.group.allreduceSumDifferentiable(t);
+      const training = norms.filter((bn) => bn.weight?.requiresGrad).length;
+      progress.message(`sync-bn: ${training} of ${norms.length} BatchNorm layers train, with the statistics of the global batch`);
     }
     const summary = delta.summary();
     progress.message(
