@@ -83,14 +83,16 @@ const common = (method: string, model: string) => [
 
 // Full fine-tuning on a model without BatchNorm (BN in training mode normalises each rank's own
 // half-batch, as DDP does without SyncBatchNorm), and Mona on a ResNet (its BN is frozen, in eval).
-for (const [method, model] of [['full', 'vit_tiny_p4_32'], ['mona', 'resnet18']] as const) {
-  test(`equivalence, ${method} on ${model}: 2 ranks × batch 4 train the weights 1 process × batch 8 does`, { timeout: 300_000 }, async () => {
-    const single = join(dir, `single-${method}`);
-    const two = join(dir, `two-${method}`);
+// Mona also with the frozen prefix cached: every rank caches every image (shards change each epoch).
+for (const [method, model, extra] of [['full', 'vit_tiny_p4_32', []], ['mona', 'resnet18', []], ['mona', 'resnet18', ['--cache-frozen-prefix', '--augment', 'none']]] as const) {
+  test(`equivalence, ${method} on ${model}${extra.length ? ` (${extra.join(' ')})` : ''}: 2 ranks × batch 4 train the weights 1 process × batch 8 does`, { timeout: 300_000 }, async () => {
+    const tag = `${method}${extra.length ? '-cached' : ''}`;
+    const single = join(dir, `single-${tag}`);
+    const two = join(dir, `two-${tag}`);
     const port = await freePort();
     // SGD with momentum: Adam divides by the root of tiny second moments, which magnifies the
     // rounding differences of summing a batch in two halves (the bench reports AdamW's figure).
-    const sgd = ['--optimizer', 'sgd', '--lr', '0.05'];
+    const sgd = ['--optimizer', 'sgd', '--lr', '0.05', ...extra];
     const [s, t] = await Promise.all([
       runCli([...common(method, model), ...sgd, '--data', join(dir, 'data'), '--out', single]),
       runCli([...common(method, model), ...sgd, '--data', join(dir, 'data'), '--out', two, '--nproc-per-node', '2', '--master-port', String(port)]),
@@ -98,7 +100,7 @@ for (const [method, model] of [['full', 'vit_tiny_p4_32'], ['mona', 'resnet18']]
     ok(s, '1 process');
     ok(t, '2 ranks');
     const diff = maxDiff(single, two);
-    console.log(`# ${method} on ${model}: max |Δw| after 6 steps = ${diff.toExponential(2)}`);
+    console.log(`# ${tag} on ${model}: max |Δw| after 6 steps = ${diff.toExponential(2)}`);
     assert.ok(diff < 1e-5, `max abs diff ${diff}`);
     // The same validation figures: each rank scored its own part of the validation set.
     const m1 = JSON.parse(readFileSync(join(single, 'metrics.jsonl'), 'utf8').trim());
