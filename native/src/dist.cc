@@ -13,6 +13,8 @@
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
 #include <ATen/ops/empty_like.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -27,6 +29,7 @@ namespace {
 
 const napi_type_tag kStoreTag = {0x6465'6c74'6174'756eULL, 0x7374'6f72'6500'0001ULL};
 const napi_type_tag kGroupTag = {0x6465'6c74'6174'756eULL, 0x7067'6c6f'6f00'0001ULL};
+const napi_type_tag kHooksTag = {0x6465'6c74'6174'756eULL, 0x686f'6f6b'7300'0001ULL};
 
 struct StoreBox {
   c10::intrusive_ptr<c10d::Store> store;
@@ -384,6 +387,71 @@ Napi::Value AllreduceSumAutograd(const Napi::CallbackInfo& info) {
   return guard(env, groupContext("allreduceSumAutograd", g), [&]() -> Napi::Value { return wrap(env, AllreduceSum::apply(input, pg)); });
 }
 
+// Gradient-ready hooks, for starting gradient allreduces while the backward still runs (what
+// c10d::Reducer does inside torch's DDP; its header needs torch/csrc/distributed/autograd, which
+// Debian's libtorch-dev does not ship). A post-hook on each parameter's gradient accumulator calls
+// a JS function with the parameter's index once its .grad holds this backward's gradient; the
+// bucketing and the collectives are TypeScript's (src/train/grad-sync.ts). CPU backwards run on
+// the thread that called backward — the JS thread — so the call is synchronous and in order.
+struct HookSet {
+  Napi::FunctionReference onReady;
+  napi_env env = nullptr;
+  bool active = true;
+  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> installed;
+  void remove() {
+    for (auto& [node, key] : installed) node->del_post_hook(key);
+    installed.clear();
+    active = false;
+  }
+};
+
+struct GradReadyHook : public torch::autograd::FunctionPostHook {
+  GradReadyHook(HookSet* set, uint32_t index) : set_(set), index_(index) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                            const torch::autograd::variable_list& /*inputs*/) override {
+    if (set_->active) {
+      Napi::Env env(set_->env);
+      Napi::HandleScope scope(env);
+      set_->onReady.Call({Napi::Number::New(env, index_)});  // a JS exception propagates and fails the backward
+    }
+    return outputs;
+  }
+
+ private:
+  HookSet* set_;
+  uint32_t index_;
+};
+
+// gradHooks(params, onReady(index)) -> hooks: onReady runs inside backward once params[index].grad is final.
+Napi::Value GradHooks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto params = tensorsOf(info[0], "gradHooks");
+  if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "gradHooks: expected a function");
+  auto set = std::make_unique<HookSet>();
+  set->onReady = Napi::Persistent(info[1].As<Napi::Function>());
+  set->env = env;
+  return guard(env, "gradHooks", [&]() -> Napi::Value {
+    for (uint32_t i = 0; i < params.size(); i++) {
+      TORCH_CHECK(params[i].requires_grad() && params[i].is_leaf(), "gradHooks: parameter ", i, " is not a leaf that requires grad");
+      auto accumulator = torch::autograd::impl::grad_accumulator(params[i]);
+      const uintptr_t key = accumulator->add_post_hook(std::make_unique<GradReadyHook>(set.get(), i));
+      set->installed.emplace_back(std::move(accumulator), key);  // kept: the tensor only holds it weakly
+    }
+    auto ext = Napi::External<HookSet>::New(env, set.release(), [](Napi::Env, HookSet* h) {
+      h->remove();
+      delete h;
+    });
+    ext.TypeTag(&kHooksTag);
+    return ext;
+  });
+}
+
+Napi::Value GradHooksRemove(const Napi::CallbackInfo& info) {
+  if (info[0].IsExternal() && info[0].As<Napi::External<HookSet>>().CheckTypeTag(&kHooksTag))
+    info[0].As<Napi::External<HookSet>>().Data()->remove();
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void initDist(Napi::Env env, Napi::Object exports) {
@@ -402,6 +470,8 @@ void initDist(Napi::Env env, Napi::Object exports) {
   d.Set("allgather", Napi::Function::New(env, Allgather));
   d.Set("barrier", Napi::Function::New(env, Barrier));
   d.Set("allreduceSumAutograd", Napi::Function::New(env, AllreduceSumAutograd));
+  d.Set("gradHooks", Napi::Function::New(env, GradHooks));
+  d.Set("gradHooksRemove", Napi::Function::New(env, GradHooksRemove));
   exports.Set("dist", d);
 }
 

@@ -38,6 +38,7 @@ export interface OpProfile {
 /** Opaque reference to a c10d store or process group (native/src/dist.cc). */
 export type DistStoreHandle = object & { readonly __distStore: unique symbol };
 export type DistGroupHandle = object & { readonly __distGroup: unique symbol };
+export type DistHooksHandle = object & { readonly __distHooks: unique symbol };
 
 /**
  * libtorch's c10d (native/src/dist.cc). Every call that can block returns a Promise and waits on a
@@ -67,6 +68,12 @@ export interface NativeDist {
   barrier(group: DistGroupHandle): Promise<void>;
   /** Synchronous and differentiable (its backward sums the gradient over the ranks too). */
   allreduceSumAutograd(group: DistGroupHandle, tensor: Handle): Handle;
+  /**
+   * Calls onReady(i) inside every backward, on this thread, once params[i].grad holds the
+   * backward's gradient (a post-hook on its gradient accumulator).
+   */
+  gradHooks(params: Handle[], onReady: (index: number) => void): DistHooksHandle;
+  gradHooksRemove(hooks: DistHooksHandle): void;
 }
 
 export interface NativeAddon {

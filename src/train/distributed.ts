@@ -48,6 +48,7 @@ export class DataParallel {
   constructor(readonly group: ProcessGroup) {
     this.rank = group.rank;
     this.worldSize = group.size;
+    this.#collective.worldSize = group.size;
   }
 
   /** Joins the group torchrun's environment describes (env://). */
@@ -162,14 +163,33 @@ export class DataParallel {
     }
   }
 
-  /** Milliseconds spent in averageGradients so far (waiting for the slowest rank included). */
+  /**
+   * Milliseconds spent in averageGradients so far: the communication the backward did not hide
+   * (waiting for the slowest rank included).
+   */
   gradientSyncMs = 0;
+  /** Start the allreduces during the backward (default true; false: all after it). */
+  overlap = true;
+
+  /**
+   * Call before a backward whose gradients averageGradients() will average next: each bucket's
+   * allreduce then starts inside the backward, as soon as its gradients are final.
+   */
+  beforeBackward(params: readonly Tensor[]): void {
+    this.#buckets ??= new GradientBuckets(params);
+    if (this.overlap) this.#buckets.arm(this.#collective);
+  }
+
+  readonly #collective = {
+    worldSize: 0, // set in the constructor
+    allreduceCoalesced: (ts: Tensor[]) => this.group.allreduceCoalesced(ts),
+  };
 
   /** Averages the gradients of `params` over the ranks (buckets fixed at the first call). */
   async averageGradients(params: readonly Tensor[]): Promise<void> {
     const t0 = performance.now();
     this.#buckets ??= new GradientBuckets(params);
-    await this.#buckets.average({ worldSize: this.worldSize, allreduceCoalesced: (ts) => this.group.allreduceCoalesced(ts) });
+    await this.#buckets.average(this.#collective);
     this.gradientSyncMs += performance.now() - t0;
   }
 
@@ -178,6 +198,7 @@ export class DataParallel {
   }
 
   dispose(): void {
+    this.#buckets?.dispose();
     this.group.dispose();
   }
 }

@@ -399,6 +399,8 @@ export class Trainer {
           try {
             // Each rank draws its own dropout masks (its samples differ; the same masks would correlate them).
             manualSeed(stepSeed(o.seed, epoch * batches + micro) + (parallel?.rank ?? 0));
+            // The step's last micro-batch: its backward starts the gradient allreduces.
+            if (parallel && ((micro + 1) % o.accumulate === 0 || micro + 1 === batches)) parallel.beforeBackward(params);
             [loss, correct] = tidy(() => {
               const logits = this.forward(batch.images);
               const l = batch.targets
