@@ -88,6 +88,8 @@ async function step(): Promise<Record<string, number>> {
   const sync0 = c.dp.gradientSyncMs;
   tidy(() => {
     c.opt.zeroGrad();
+    // As the trainer does: the buckets' allreduces start inside this backward.
+    c.dp.beforeBackward(c.params);
     crossEntropy(c.model.call(c.x), c.y).backward();
   });
   const t1 = performance.now();
@@ -149,6 +151,7 @@ async function equivalence(path: string, globalBatch: number): Promise<{ checks:
         const { x, y } = batchOf(data, positionsOf(k), m.channelsLast);
         tidy(() => {
           m.opt.zeroGrad();
+          dp?.beforeBackward(m.params);
           crossEntropy(m.model.call(x), y).backward();
         });
         x.dispose();
