@@ -197,6 +197,32 @@ test('a rank killed mid-epoch stops the run with one line naming it; --resume on
   assert.ok(d1 < 1e-4, `resumed on 1 process: max abs diff ${d1}`);
 });
 
+test('a rank that hangs (SIGSTOP) makes the others fail after --dist-timeout; the launcher then stops it and --resume finishes', { timeout: 300_000 }, async () => {
+  const args = [...common('mona', 'resnet18'), '--epochs', '2', '--batch', '4', '--checkpoint-every', '2', '--data', join(dir, 'data')];
+  const hung = join(dir, 'hung');
+  let launcher = 0;
+  const running = runCli([...args, '--out', hung, '--dist-timeout', '4', '--nproc-per-node', '2', '--master-port', String(await freePort())], {}, (pid) => (launcher = pid));
+  const state = join(hung, 'state.safetensors');
+  const deadline = Date.now() + 100_000;
+  while (!existsSync(state) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  const victim = workersOf(launcher).find((w) => w.rank === 1);
+  assert.ok(victim, 'rank 1 is running');
+  const stoppedAt = performance.now();
+  process.kill(victim.pid, 'SIGSTOP');
+  const r = await running;
+  const seconds = (performance.now() - stoppedAt) / 1000;
+  console.log(`# rank 1 stopped; the run ended ${seconds.toFixed(1)} s later`);
+  assert.notEqual(r.code, 0);
+  // Rank 0 gives up at the timeout, naming itself and c10d's cause; the launcher names it too.
+  assert.match(r.stderr, /^deltatune \[rank 0\]: .*\(rank 0 of world size 2\): .*(Timed out|timeout)/im);
+  assert.match(r.stderr, /^deltatune: rank 0 \(local rank 0, pid \d+\) exited with code 1; stopping the other workers$/m);
+  assert.ok(seconds < 4 + 10 + 20, `took ${seconds} s`); // the timeout, the launcher's grace before SIGKILL, slack
+  assert.deepEqual(workersOf(launcher), [], 'no worker left');
+  const resumed = await runCli(['train', '--resume', hung, '--nproc-per-node', '2', '--master-port', String(await freePort())]);
+  ok(resumed, 'resume after the hang');
+  assert.ok(existsSync(join(hung, 'last', 'delta.safetensors')));
+});
+
 test('ranks started with different options are refused at the start, naming what differs', { timeout: 200_000 }, async () => {
   const port = String(await freePort());
   const rank = (r: number, lr: string) =>
