@@ -97,6 +97,10 @@ export const FLAG_CAPS: Readonly<Record<string, number>> = {
   'top-k': 1_000_000,
   // Also the bound of each item of compare's --seeds list.
   seed: 2 ** 31 - 1,
+  'nproc-per-node': 1024,
+  nnodes: 65_536,
+  'node-rank': 65_535,
+  'master-port': 65_535,
 };
 export const GENERIC_CAP = 1e15;
 

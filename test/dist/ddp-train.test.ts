@@ -6,10 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadSafetensors, type Tensor } from '../../src/index.js';
+import { loadSafetensors } from '../../src/index.js';
+import { freePort, maxDeltaDiff } from './common.js';
 import { ROOT } from '../helpers.js';
 import { makeFolder } from '../data/fixtures.js';
 
@@ -28,13 +28,6 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Exit { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }
 
@@ -57,23 +50,6 @@ function runCli(args: string[], env: Record<string, string> = {}, onSpawn?: (pid
 
 const ok = (r: Exit, what: string) => assert.equal(r.code, 0, `${what}: exit ${r.code ?? r.signal}\n${r.stderr.slice(-3000)}`);
 
-/** The largest absolute difference between two runs' last deltas (same tensor names required). */
-function maxDiff(runA: string, runB: string): number {
-  const a = loadSafetensors(join(runA, 'last', 'delta.safetensors')).tensors;
-  const b = loadSafetensors(join(runB, 'last', 'delta.safetensors')).tensors;
-  try {
-    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
-    let worst = 0;
-    for (const [k, t] of a) {
-      const x = t.toNumbers();
-      const y = (b.get(k) as Tensor).toNumbers();
-      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
-    }
-    return worst;
-  } finally {
-    [...a.values(), ...b.values()].forEach((t) => t.dispose());
-  }
-}
 
 // Mona's dropout off (each rank draws its own masks, so with dropout on no two runs agree).
 const common = (method: string, model: string) => [
@@ -99,7 +75,7 @@ for (const [method, model, extra] of [['full', 'vit_tiny_p4_32', []], ['mona', '
     ]);
     ok(s, '1 process');
     ok(t, '2 ranks');
-    const diff = maxDiff(single, two);
+    const diff = maxDeltaDiff(single, two);
     console.log(`# ${tag} on ${model}: max |Δw| after 6 steps = ${diff.toExponential(2)}`);
     assert.ok(diff < 1e-5, `max abs diff ${diff}`);
     // The same validation figures: each rank scored its own part of the validation set.
@@ -131,8 +107,8 @@ test('--sync-bn: full fine-tuning of a ResNet on 2 ranks × batch 4 matches 1 pr
   ok(a, '2 ranks, --sync-bn');
   ok(b, '2 ranks, per-rank statistics');
   assert.match(a.stderr, /sync-bn: 20 of 20 BatchNorm layers train, with the statistics of the global batch/);
-  const dSynced = maxDiff(single, synced);
-  const dLocal = maxDiff(single, local);
+  const dSynced = maxDeltaDiff(single, synced);
+  const dLocal = maxDeltaDiff(single, local);
   console.log(`# resnet18 full FT, max |Δw| vs 1 process: --sync-bn ${dSynced.toExponential(2)}, per-rank BN ${dLocal.toExponential(2)}`);
   assert.ok(dSynced < 5e-4, `--sync-bn: max abs diff ${dSynced}`);
   assert.ok(dLocal > 100 * dSynced, `per-rank statistics should differ: ${dLocal} vs ${dSynced}`);
@@ -187,12 +163,12 @@ test('a rank killed mid-epoch stops the run with one line naming it; --resume on
   const r2 = await runCli(['train', '--resume', killed, '--nproc-per-node', '2', '--master-port', String(await freePort()), '--progress', 'lines']);
   ok(r2, 'resume on 2 ranks');
   assert.match(r2.stderr, /resuming .* at epoch \d, batch \d+/);
-  const d2 = maxDiff(straight, killed);
+  const d2 = maxDeltaDiff(straight, killed);
   assert.ok(d2 < 1e-6, `resumed on 2 ranks: max abs diff ${d2}`);
   // Resume on 1 process: the same global batches, summed in another order.
   const r1 = await runCli(['train', '--resume', copy, '--progress', 'lines']);
   ok(r1, 'resume on 1 process');
-  const d1 = maxDiff(straight, copy);
+  const d1 = maxDeltaDiff(straight, copy);
   console.log(`# resumed on 2 ranks: max |Δw| ${d2.toExponential(2)}; on 1 process: ${d1.toExponential(2)}`);
   assert.ok(d1 < 1e-4, `resumed on 1 process: max abs diff ${d1}`);
 });

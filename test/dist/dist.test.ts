@@ -5,22 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers.js';
+import { freePort } from './common.js';
 
 const WORKER = join(ROOT, 'dist', 'test', 'dist', 'worker.js');
 const LIMIT_MS = 45_000; // each child is killed after this (the test's own bound is 60 s)
 
-/** A port that was free a moment ago (TCPStore's server cannot report a port it picked itself). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Rank {
   code: number | null;

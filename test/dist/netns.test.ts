@@ -11,8 +11,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadSafetensors, type Tensor } from '../../src/index.js';
 import { ROOT } from '../helpers.js';
+import { maxDeltaDiff } from './common.js';
 import { makeFolder } from '../data/fixtures.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -204,23 +204,6 @@ test('collectives between two network namespaces over a veth pair (env://, GLOO_
   assert.ok(tx >= 2 * 2 ** 20 && rx >= 2 * 2 ** 20, `veth bytes: sent ${tx}, received ${rx}`);
 });
 
-/** The largest absolute difference between two runs' last deltas. */
-function maxDiff(runA: string, runB: string): number {
-  const a = loadSafetensors(join(runA, 'last', 'delta.safetensors')).tensors;
-  const b = loadSafetensors(join(runB, 'last', 'delta.safetensors')).tensors;
-  try {
-    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
-    let worst = 0;
-    for (const [k, t] of a) {
-      const x = t.toNumbers();
-      const y = (b.get(k) as Tensor).toNumbers();
-      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
-    }
-    return worst;
-  } finally {
-    [...a.values(), ...b.values()].forEach((t) => t.dispose());
-  }
-}
 
 test('deltatune train --nnodes 2 across the two namespaces: rank 0 writes the run, rank 1 nothing; the weights of one process', { skip, timeout: TEST_MS }, async () => {
   const run = join(dir, 'run-a');
@@ -248,7 +231,7 @@ test('deltatune train --nnodes 2 across the two namespaces: rank 0 writes the ru
   assert.doesNotMatch(b.stdout, /done in/);
   for (const r of [a, b]) assert.doesNotMatch(`${r.stdout}${r.stderr}`, /stopping the other workers|error|timed out/i);
   // 2 nodes × batch 4 train what 1 process × batch 8 does (BN is frozen under Mona).
-  const diff = maxDiff(single, run);
+  const diff = maxDeltaDiff(single, run);
   console.log(`# max |Δw| between the two-node run and one process: ${diff.toExponential(2)}`);
   assert.ok(diff < 1e-5, `max abs diff ${diff}`);
 });
