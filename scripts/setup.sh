@@ -2,7 +2,8 @@
 # Installs whatever deltatune needs on this machine and builds it. Safe to re-run: every step is
 # skipped when it is already done. Used by `npm start`, `npm test` and `npm run bench:*`.
 #
-#   --test                       also install the test oracle (python3-torch, python3-torchvision):
+#   --test                       also install the test oracle (python3-torch, python3-torchvision,
+#                                python3-onnx, chromium):
 #                                `npm test` and the benchmarks compare against PyTorch; `npm start`
 #                                and the library never need it.
 #   LIBTORCH=/path/to/libtorch   build against an unpacked official libtorch (newer, or with CUDA)
@@ -23,7 +24,8 @@ done
 # --- Debian packages -------------------------------------------------------------------------
 # libgloo-dev: the gloo headers native/src/dist.cc includes (ProcessGroupGloo.hpp); libtorch-dev does not pull them in
 packages=(libgloo-dev libopenblas0-pthread dataset-fashion-mnist)
-[ $test_oracle -eq 0 ] || packages+=(python3-torch python3-torchvision)
+# python3-onnx: the ONNX checker; chromium: the browser the exported web page is tested in
+[ $test_oracle -eq 0 ] || packages+=(python3-torch python3-torchvision python3-onnx chromium)
 [ -n "${LIBTORCH:-}" ] || packages=(libtorch-dev "${packages[@]}")
 missing=()
 for p in "${packages[@]}"; do

@@ -9,3 +9,4 @@ export * from './models/index.js';
 export * from './delta/index.js';
 export * from './data/index.js';
 export * from './train/index.js';
+export * from './export/index.js';

@@ -285,7 +285,33 @@ function fromNativeResult(value: unknown, inputs: Tensor[]): unknown {
 export function callOp(qualified: string, args: readonly OpArg[]): unknown {
   const inputs: Tensor[] = [];
   const nativeArgs = args.map((a) => toNativeArg(a, inputs));
-  return fromNativeResult(native.call(resolve(qualified), nativeArgs), inputs);
+  const result = fromNativeResult(native.call(resolve(qualified), nativeArgs), inputs);
+  if (opObserver !== null) {
+    // The observer's own calls (reading a constant's values) are not part of the trace.
+    const observer = opObserver;
+    opObserver = null;
+    try {
+      observer(qualified, args, result);
+    } finally {
+      opObserver = observer;
+    }
+  }
+  return result;
+}
+
+/** Sees every op call with its arguments and result: how the ONNX exporter traces a forward. */
+export type OpObserver = (qualified: string, args: readonly OpArg[], result: unknown) => void;
+let opObserver: OpObserver | null = null;
+
+/** @internal Runs `fn` with `observer` watching every op call (one tracer at a time). */
+export function observeOps<R>(observer: OpObserver, fn: () => R): R {
+  if (opObserver !== null) throw new Error('observeOps: a trace is already running');
+  opObserver = observer;
+  try {
+    return fn();
+  } finally {
+    opObserver = null;
+  }
 }
 
 /** Like callOp for ops with exactly one tensor result. */
