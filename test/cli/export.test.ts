@@ -104,12 +104,16 @@ test('export: bad input is one clear line, and nothing is left behind', { timeou
 
   r = run(['export', '--help']);
   assert.equal(r.status, 0);
-  assert.match(r.stdout, /^Usage: deltatune export --format peft/);
+  assert.match(r.stdout, /^Usage: deltatune export --delta PATH --out FILE\.onnx/);
+  assert.match(r.stdout, /deltatune export --format peft --delta PATH --out DIR/);
   assert.match(r.stdout, /rank 2r on the whole projection, with zero\s+rows for k/);
 
-  r = run(['export', '--format', 'onnx', '--delta', lora, '--out', out]);
+  r = run(['export', '--format', 'tflite', '--delta', lora, '--out', out]);
   assert.equal(r.status, 2);
-  assertOneLine(r.stderr, /--format 'onnx' is not one deltatune exports \(available: peft\)/);
+  assertOneLine(r.stderr, /--format 'tflite' is not one deltatune exports \(available: onnx, peft\)/);
+  r = run(['export', '--format', 'peft', '--opset', '13', '--delta', lora, '--out', out]);
+  assert.equal(r.status, 2);
+  assertOneLine(r.stderr, /--opset applies to --format onnx only/);
 
   // An --out that holds files: refused without --force, written (the adapter files only) with it.
   mkdirSync(out);
