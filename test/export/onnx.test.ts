@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
-  ExportError, applyDelta, callOp, createModel, exportDeltaOnnx, exportOnnx, keep, manualSeed, noGrad, randn, readOnnxMeta, saveDelta, saveStateDict, tidy,
+  ExportError, applyDelta, callOp, createModel, methodsFor, exportDeltaOnnx, exportOnnx, keep, manualSeed, noGrad, randn, readOnnxMeta, saveDelta, saveStateDict, tidy,
   type Tensor, type VisionModel,
 } from '../../src/index.js';
 import { ROOT } from '../helpers.js';
@@ -103,6 +103,34 @@ for (const [family, size] of FAMILIES) {
     for (const f of files) rmSync(f);
   });
 }
+
+test('every method the registry has, on a CNN and a transformer, exports and agrees with onnxruntime', { timeout: 300_000 }, async (t) => {
+  for (const [family, size] of [['resnet18', 64], ['vit_tiny_p4_32', 32]] as const) {
+    const methods = methodsFor(createModel(family, { numClasses: 4 }).config.kind);
+    assert.ok(methods.length >= 10, `${family}: ${methods.join(', ')}`);
+    const x = keep(randn([2, 3, size, size]));
+    try {
+      for (const method of methods) {
+        const model = tuned(family, method);
+        try {
+          const expected = ours(model, x);
+          const file = join(dir, `${family}-${method}-all.onnx`);
+          exportOnnx({ model, preprocess: { size } }, { out: file });
+          const diff = maxDiff(expected, await theirs(file, x));
+          // 'full' moves every weight, so its logits reach thousands: the bound is relative to them.
+          const scale = Math.max(1, ...Array.from(expected, Math.abs));
+          t.diagnostic(`${family} + ${method}: max |Δ| ${diff.toExponential(2)} (logits up to ${scale.toPrecision(3)})`);
+          assert.ok(diff <= 1e-4 * scale, `${family} + ${method}: max |Δ| ${diff} for logits up to ${scale}`);
+          rmSync(file);
+        } finally {
+          model.dispose();
+        }
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+});
 
 test('split export: the base tensors go to one shared file, each delta keeps kilobytes, and onnxruntime reads both', { timeout: 180_000 }, async (t) => {
   const x = keep(randn([2, 3, 64, 64]));
