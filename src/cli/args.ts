@@ -101,6 +101,7 @@ export const FLAG_CAPS: Readonly<Record<string, number>> = {
   nnodes: 65_536,
   'node-rank': 65_535,
   'master-port': 65_535,
+  opset: 17,
 };
 export const GENERIC_CAP = 1e15;
 
