@@ -102,6 +102,15 @@ export const FLAG_CAPS: Readonly<Record<string, number>> = {
   'node-rank': 65_535,
   'master-port': 65_535,
   opset: 17,
+  port: 65_535,
+  'max-batch': 4096,
+  'max-wait-ms': 60_000,
+  'max-queue': 1_000_000,
+  'request-timeout-ms': 3_600_000,
+  'max-body-bytes': 2 ** 31,
+  'max-image-pixels': 1e9,
+  'max-images-per-request': 1024,
+  threads: 1024,
 };
 export const GENERIC_CAP = 1e15;
 

@@ -15,7 +15,8 @@ Commands:
   predict                  top-k labels for image files from a saved delta
   inspect                  what a model, weights file, delta or run holds (parameters, trainable %, sizes)
   merge                    fold a mergeable delta into its base and write a plain checkpoint
-  export --format peft     write a LoRA delta as a Hugging Face PEFT adapter (every family)
+  export                   the tuned model as ONNX (Node, browsers; --web for a page) or a PEFT adapter
+  serve                    an HTTP server for many deltas over one base (batching, hot loading, metrics)
   compare                  every method under one budget and several seeds: table, plots, HTML report
   ablate-scales            Mona's filter-scale ablation under one budget: table, plots, HTML report
   weights list             pretrained weights known by name (torchvision, timm on the HF hub) and the cache
@@ -34,6 +35,7 @@ const commands: Record<string, () => Promise<Run>> = {
   inspect: async () => (await import('./inspect.js')).runInspect,
   merge: async () => (await import('./merge.js')).runMerge,
   export: async () => (await import('./export.js')).runExport,
+  serve: async () => (await import('./serve.js')).runServe,
   compare: async () => (await import('./compare.js')).runCompare,
   'ablate-scales': async () => (await import('./compare.js')).runAblate,
   weights: async () => (await import('./weights.js')).runWeights,

@@ -52,14 +52,18 @@ export function decodeGroup(): number {
   return nextGroup++;
 }
 
-/** Reads, decodes and transforms one file in the worker; rejects with a message naming task.what. */
+/**
+ * Reads, decodes and transforms one file (or the encoded `bytes` given, which are then moved to
+ * the worker, not copied) in the worker; rejects with a message naming task.what.
+ */
 export function decodeFile(task: Omit<DecodeTask, 'id'>): Promise<Uint8Array> {
   const w = (worker ??= spawn());
   const id = nextId++;
   return new Promise((resolve, reject) => {
     if (pending.size === 0) w.ref();
     pending.set(id, { resolve, reject });
-    w.postMessage({ type: 'task', id, ...task } satisfies WorkerRequest);
+    const transfer = task.bytes && task.bytes.byteLength === task.bytes.buffer.byteLength ? [task.bytes.buffer as ArrayBuffer] : [];
+    w.postMessage({ type: 'task', id, ...task } satisfies WorkerRequest, transfer);
   });
 }
 

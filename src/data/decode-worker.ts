@@ -16,6 +16,8 @@ export interface DecodeTask {
   /** Files of this group processed at once. */
   concurrency: number;
   path: string;
+  /** The encoded image itself (an upload), instead of reading `path`. */
+  bytes?: Uint8Array;
   /** Names the sample in errors. */
   what: string;
   transform: ResolvedTransform;
@@ -37,7 +39,7 @@ export type WorkerReply =
 async function handle(task: DecodeTask): Promise<WorkerReply> {
   let bytes: Buffer;
   try {
-    bytes = await readImageFile(task.path, task.what);
+    bytes = task.bytes ? Buffer.from(task.bytes.buffer, task.bytes.byteOffset, task.bytes.byteLength) : await readImageFile(task.path, task.what);
   } catch (err) {
     return { id: task.id, error: reason(err) };
   }
