@@ -1,10 +1,11 @@
 // Dynamic batching: images for the same delta wait (at most maxWaitMs) to run together, up to
 // maxBatch; one batch runs at a time, since the inference thread already uses every core.
 //
-// Which delta runs next: among the deltas whose batch is ready (full, or its oldest image has
-// waited maxWaitMs), the one whose oldest image is oldest, as a FIFO would; but the delta already
-// attached keeps the engine while its oldest image is at most `switchSlackMs` younger than that,
-// which saves switches under mixed traffic and still bounds how long any delta can be passed over.
+// Which delta runs next, among those whose batch is ready (full, or its oldest image has waited
+// maxWaitMs): the one served least recently (round robin, so a flooded delta cannot hold back a
+// quiet one behind its backlog), ties by the oldest image. The delta already attached keeps the
+// engine while that other delta's oldest image has waited less than `switchSlackMs`: switches stay
+// rare under mixed traffic, and no delta waits more than the slack plus the batch in progress.
 import type { Engine } from './engine.js';
 import type { Top } from './engine-worker.js';
 
@@ -39,6 +40,7 @@ export class Scheduler {
   #queued = 0;
   #running: Promise<void> | null = null;
   #attached: string | null = null;
+  readonly #lastServed = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
 
   constructor(engine: Engine, options: SchedulerOptions, onBatch: (e: BatchEvent) => void = () => {}) {
@@ -82,6 +84,11 @@ export class Scheduler {
     });
   }
 
+  /** Drops what the scheduler remembers of an unloaded delta. */
+  forget(delta: string): void {
+    this.#lastServed.delete(delta);
+  }
+
   /** Resolves when nothing waits or runs. */
   async drain(): Promise<void> {
     while (this.#queued > 0 || this.#running) await (this.#running ?? new Promise((r) => setTimeout(r, 5)));
@@ -95,7 +102,8 @@ export class Scheduler {
     }
     const now = performance.now();
     let pick: string | null = null;
-    let oldest = Infinity;
+    let pickServed = Infinity;
+    let pickHead = Infinity;
     let nextReady = Infinity;
     for (const [delta, q] of this.#queues) {
       if (q.length === 0) continue;
@@ -105,9 +113,11 @@ export class Scheduler {
         nextReady = Math.min(nextReady, readyAt);
         continue;
       }
-      if (head < oldest) {
-        oldest = head;
+      const served = this.#lastServed.get(delta) ?? -Infinity;
+      if (served < pickServed || (served === pickServed && head < pickHead)) {
         pick = delta;
+        pickServed = served;
+        pickHead = head;
       }
     }
     if (pick === null) {
@@ -115,11 +125,11 @@ export class Scheduler {
       return;
     }
     const attached = this.#attached !== null ? this.#queues.get(this.#attached) : undefined;
-    if (attached && attached.length > 0 && pick !== this.#attached) {
+    if (attached && attached.length > 0 && pick !== this.#attached && now - pickHead < this.#o.switchSlackMs) {
       const head = attached[0]!.enqueuedAt;
-      const ready = attached.length >= this.#o.maxBatch || head + this.#o.maxWaitMs <= now;
-      if (ready && head - oldest <= this.#o.switchSlackMs) pick = this.#attached!;
+      if (attached.length >= this.#o.maxBatch || head + this.#o.maxWaitMs <= now) pick = this.#attached!;
     }
+    this.#lastServed.set(pick, now);
     const q = this.#queues.get(pick)!;
     const batch = q.splice(0, this.#o.maxBatch);
     this.#queued -= batch.length;

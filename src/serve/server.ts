@@ -240,6 +240,7 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
       while (scheduler.queuedFor(name) > 0) await new Promise((r) => setTimeout(r, 5));
       await scheduler.drain();
       await engine.unload(name);
+      scheduler.forget(name);
     } finally {
       unloading.delete(name);
     }
