@@ -122,3 +122,15 @@ export class TorchWorker {
     this.#proc.stdin.end();
   }
 }
+
+/** mulberry32: a small seeded PRNG, so synthetic data and request mixes are the same on every run. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

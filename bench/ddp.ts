@@ -21,7 +21,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ROOT, median, quantile, settle } from './common.js';
+import { ROOT, median, prng, quantile, settle } from './common.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
@@ -133,18 +133,6 @@ function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
-}
-
-/** mulberry32: a small seeded PRNG, so the synthetic data is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n standard-normal images of `shape` and uniform labels, in the format both workers read. */

@@ -187,9 +187,10 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
     await requireToken(o.adminToken, 'changing the deltas')(req);
   };
 
-  const describe = (d: DeltaInfo) => ({
+  // The server's paths only go to the admin (PUT's answer), not to whoever may list the deltas.
+  const describe = (d: DeltaInfo, withPath = false) => ({
     name: d.name, method: d.method, classes: d.classes, imageSize: d.transform.size,
-    trainableParameters: d.trainableParameters, fileBytes: d.fileBytes, path: d.path,
+    trainableParameters: d.trainableParameters, fileBytes: d.fileBytes, ...(withPath ? { path: d.path } : {}),
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -203,7 +204,7 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
     return metrics.text({ ...stats, queueDepth: scheduler.queued, inFlight, deltas: deltas.size, heapBytes: process.memoryUsage().heapUsed + stats.heapBytes });
   });
   app.get('/v1/deltas', { preHandler: requireToken(o.predictToken, 'listing the deltas') }, async () => ({
-    model: o.model, deltas: [...deltas.values()].map(describe),
+    model: o.model, deltas: [...deltas.values()].map((d) => describe(d)),
   }));
 
   app.put<{ Params: { name: string }; Body: { path?: unknown; ignoreBaseMismatch?: unknown } }>('/v1/deltas/:name', { preHandler: admin }, async (req, reply) => {
@@ -227,7 +228,7 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
     }
     const replaced = deltas.has(name);
     deltas.set(name, info);
-    return reply.code(replaced ? 200 : 201).send(describe(info));
+    return reply.code(replaced ? 200 : 201).send(describe(info, true));
   });
 
   app.delete<{ Params: { name: string } }>('/v1/deltas/:name', { preHandler: admin }, async (req) => {

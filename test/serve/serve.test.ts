@@ -104,6 +104,7 @@ test('predictions equal predictFiles and `deltatune predict --json` for every de
       assert.deepEqual(d.classes, CLASSES);
       assert.equal(d.imageSize, 32);
       assert.ok(d.trainableParameters > 0 && d.fileBytes > 0, JSON.stringify(d));
+      assert.equal(d.path, undefined, 'the list does not show server paths');
     }
     for (const method of METHODS) {
       const tuned = loadTuned(deltaDirs[method]!);
@@ -170,6 +171,7 @@ test('hot load and unload under traffic: no request fails, a new delta answers a
     const added = await put('extra', deltaDirs.bitfit!, ADMIN);
     assert.equal(added.status, 201, JSON.stringify(added.body));
     assert.equal(added.body.method, 'bitfit');
+    assert.equal(added.body.path, deltaDirs.bitfit, 'the admin sees where it was loaded from');
     assert.equal((await predict(url, 'extra', images[0]!.bytes)).status, 200);
     // Replacing a delta under the same name: answers now come from the new one.
     const replaced = await put('extra', deltaDirs['conv-adapter']!, ADMIN);
