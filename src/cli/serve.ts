@@ -24,6 +24,9 @@ NAME=PATH) is checked against the base's fingerprint. Requests for the same delt
   --predict-token T           Bearer token for predictions and the list (or DELTATUNE_PREDICT_TOKEN;
                               open without one)
   --max-batch N               images per batch (default 16)
+  --batch-sizes N,N,...       the sizes batches run at, zero-padded up to the next (default: powers
+                              of two, then --max-batch; a batch size that keeps changing makes
+                              libtorch's convolutions several times slower)
   --max-wait-ms N             how long an image waits for others of its delta (default 5)
   --max-queue N               images accepted at once; beyond, 503 with Retry-After (default 256)
   --request-timeout-ms N      a request not answered by then gets 503 (default 30000)
@@ -37,7 +40,7 @@ NAME=PATH) is checked against the base's fingerprint. Requests for the same delt
 export async function runServe(argv: string[]): Promise<void> {
   const p = parse(argv, {
     model: { type: 'string' }, weights: { type: 'string' }, deltas: { type: 'string', multiple: true }, host: { type: 'string' }, port: { type: 'string' },
-    'admin-token': { type: 'string' }, 'predict-token': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
+    'admin-token': { type: 'string' }, 'predict-token': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' }, 'batch-sizes': { type: 'string' },
     'max-queue': { type: 'string' }, 'request-timeout-ms': { type: 'string' }, 'max-body-bytes': { type: 'string' }, 'max-image-pixels': { type: 'string' },
     'max-images-per-request': { type: 'string' }, 'top-k': { type: 'string' }, threads: { type: 'string' }, 'log-requests': { type: 'boolean' },
   }, serveHelp, true);
@@ -53,12 +56,23 @@ export async function runServe(argv: string[]): Promise<void> {
     if (t !== undefined && t.length < 16) throw new UsageError(`--${flag} (or ${env}) must be at least 16 characters`, serveHelp);
     return t;
   };
+  const maxBatch = int('max-batch', 1);
+  const sizesFlag = str(p, 'batch-sizes');
+  let batchSizes: number[] | undefined;
+  if (sizesFlag !== undefined) {
+    batchSizes = sizesFlag.split(',').map((v) => Number(v.trim()));
+    const largest = maxBatch ?? 16;
+    if (batchSizes.some((b) => !Number.isInteger(b) || b < 1 || b > largest) || batchSizes.length > 64 || new Set(batchSizes).size !== batchSizes.length) {
+      throw new UsageError(`--batch-sizes must be distinct whole numbers from 1 to --max-batch (${largest}), comma-separated, got '${sizesFlag.slice(0, 60)}'`, serveHelp);
+    }
+    if (!batchSizes.includes(largest)) batchSizes.push(largest);
+  }
   const port = int('port', 0) ?? 8080;
   const host = str(p, 'host') ?? '127.0.0.1';
   const server = await createServer({
     model, weights: str(p, 'weights'), deltas,
     adminToken: token('admin-token', 'DELTATUNE_ADMIN_TOKEN'), predictToken: token('predict-token', 'DELTATUNE_PREDICT_TOKEN'),
-    maxBatch: int('max-batch', 1), maxWaitMs: int('max-wait-ms', 0), maxQueue: int('max-queue', 1), requestTimeoutMs: int('request-timeout-ms', 1),
+    maxBatch, batchSizes, maxWaitMs: int('max-wait-ms', 0), maxQueue: int('max-queue', 1), requestTimeoutMs: int('request-timeout-ms', 1),
     maxBodyBytes: int('max-body-bytes', 1), maxImagePixels: int('max-image-pixels', 1), maxImagesPerRequest: int('max-images-per-request', 1),
     topK: int('top-k', 1), threads: int('threads', 1), logRequests: p.values['log-requests'] === true,
   });

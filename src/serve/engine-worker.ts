@@ -17,6 +17,13 @@ export interface EngineInit {
   model: string;
   weights?: string;
   threads?: number;
+  /**
+   * The batch sizes the model runs at, ascending; a batch is zero-padded up to the next one. libtorch's
+   * CPU convolutions are several times slower when the batch size keeps changing among many values
+   * (their per-shape kernels and weight layouts are re-made), so a few fixed sizes run faster even
+   * with the padding (docs: README, Serving deltas).
+   */
+  batchSizes: number[];
 }
 
 /** What the server knows of a loaded delta (plain data: it crosses threads). */
@@ -79,6 +86,7 @@ if (parentPort) {
     port.postMessage({ id: -1, ok: false, error: (err as Error).message });
     throw err;
   }
+  const { batchSizes } = workerData as EngineInit;
   const deltas = new Map<string, Loaded>();
   let active: Loaded | null = null;
 
@@ -148,10 +156,16 @@ if (parentPort) {
     const switched = activate(d);
     const { size, mean, std } = d.info.transform;
     const k = Math.min(topK, d.info.classes.length);
+    const padded = batchSizes.find((b) => b >= count) ?? count;
+    let input = pixels;
+    if (padded > count) {
+      input = new Uint8Array(padded * size * size * 3);
+      input.set(pixels);
+    }
     const results = noGrad(() =>
       tidy(() => {
         // As the data loader prepares a batch: NHWC bytes → float NCHW, x/255, −mean, ÷std.
-        const x = permute(tensor(pixels, { shape: [count, size, size, 3] }), [0, 3, 1, 2]).to('float32');
+        const x = permute(tensor(input, { shape: [padded, size, size, 3] }), [0, 3, 1, 2]).to('float32');
         div_(x, 255);
         sub_(x, tensor(Float32Array.from(mean), { shape: [1, 3, 1, 1] }));
         div_(x, tensor(Float32Array.from(std), { shape: [1, 3, 1, 1] }));

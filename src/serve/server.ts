@@ -29,6 +29,12 @@ export interface ServeOptions {
   predictToken?: string;
   /** Images per engine batch (default 16). */
   maxBatch?: number;
+  /**
+   * The batch sizes the engine runs at (TensorFlow Serving's allowed_batch_sizes): a batch is
+   * zero-padded up to the next; the largest is maxBatch. Default: the powers of two below maxBatch,
+   * and maxBatch. A batch size that keeps changing makes libtorch's convolutions several times slower.
+   */
+  batchSizes?: number[];
   /** How long an image may wait for others of its delta (default 5 ms). */
   maxWaitMs?: number;
   /** Images decoding, queued or running at once; beyond it, 503 (default 256). */
@@ -86,6 +92,12 @@ function resolveDeltaFolder(path: string): string {
   throw new Error(`delta ${path}: neither a delta folder (no delta.json) nor a run folder with a saved delta (no best/ or last/)`);
 }
 
+function powersOfTwoBelow(n: number): number[] {
+  const out: number[] = [];
+  for (let p = 1; p < n; p *= 2) out.push(p);
+  return out;
+}
+
 function checkName(name: string, what: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name)) {
     throw new HttpError(400, `${what}: the name '${name}' must be 1-128 letters, digits, '.', '_' or '-' (not starting with '.', '_' or '-')`);
@@ -118,6 +130,10 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
     const v = o[key];
     if (!Number.isInteger(v) || v < min) throw new Error(`createServer: ${key} must be an integer >= ${min}, got ${v}`);
   }
+  const batchSizes = o.batchSizes ? [...o.batchSizes].sort((a, b) => a - b) : [...powersOfTwoBelow(o.maxBatch), o.maxBatch];
+  if (batchSizes.some((b) => !Number.isInteger(b) || b < 1) || batchSizes.at(-1) !== o.maxBatch || new Set(batchSizes).size !== batchSizes.length) {
+    throw new Error(`createServer: batchSizes must be distinct positive integers whose largest is maxBatch (${o.maxBatch}), got [${o.batchSizes?.join(', ')}]`);
+  }
   const specs = (o.deltas ?? []).map(parseDeltaSpec);
   const names = new Set<string>();
   for (const s of specs) {
@@ -125,7 +141,7 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
     names.add(s.name);
   }
 
-  const engine = new Engine({ model: o.model, weights: o.weights, threads: o.threads });
+  const engine = new Engine({ model: o.model, weights: o.weights, threads: o.threads, batchSizes });
   const deltas = new Map<string, DeltaInfo>();
   try {
     await engine.ready;

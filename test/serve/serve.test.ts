@@ -385,6 +385,7 @@ test('the CLI refuses bad flags and deltas in one line', { timeout: 60_000 }, ()
     [['--model', 'resnet18', '--deltas', deltaDirs.mona!, '--port', '70000'], /--port must be an integer ≥ 0 and ≤ 65535/],
     [['--model', 'resnet18', '--deltas', deltaDirs.mona!, '--admin-token', 'short'], /--admin-token \(or DELTATUNE_ADMIN_TOKEN\) must be at least 16 characters/],
     [['--model', 'resnet18', '--deltas', deltaDirs.mona!, deltaDirs.mona!], /two deltas are named 'mona'/],
+    [['--model', 'resnet18', '--deltas', deltaDirs.mona!, '--max-batch', '8', '--batch-sizes', '1,4,32'], /--batch-sizes must be distinct whole numbers from 1 to --max-batch \(8\)/],
     [['--model', 'resnet18', '--deltas', deltaDirs.mona!], /the delta was trained on base weights base\.safetensors/],
   ];
   for (const [args, pattern] of cases) {
