@@ -297,6 +297,11 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
       timeout.abort(err);
       timedOut(err);
     }, o.requestTimeoutMs);
+    // A client that hangs up does not keep its images in the queue.
+    const onClose = () => {
+      if (!reply.raw.writableFinished) timeout.abort(new HttpError(499, 'the client closed the connection'));
+    };
+    reply.raw.once('close', onClose);
     try {
       const predictions = await Promise.race([
         Promise.all(images.map(async (image, k) => {
@@ -312,6 +317,7 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
       metrics.latency.observe(latencyMs / 1000);
       return reply.send({ delta: info.name, model: o.model, method: info.method, predictions: predictions.map((p) => ({ source: p.source, top: p.top.map(({ label, probability }) => ({ label, probability })) })), latencyMs: Math.round(latencyMs * 100) / 100 });
     } finally {
+      reply.raw.off('close', onClose);
       clearTimeout(timer);
       inFlight -= images.length;
     }

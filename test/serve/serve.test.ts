@@ -299,6 +299,31 @@ test('overload: beyond the queue 503 with Retry-After, then the server recovers;
   }
 });
 
+test('a client that hangs up takes its images out of the queue', { timeout: 60_000 }, async () => {
+  const { server, url } = await start({ deltas: [deltaDirs.mona!], maxWaitMs: 3_000, maxBatch: 64 });
+  try {
+    const controller = new AbortController();
+    const gone = images.slice(0, 5).map((i) => fetch(`${url}/v1/predict/mona`, { method: 'POST', body: i.bytes, headers: { 'content-type': 'image/png' }, signal: controller.signal }).catch((err: Error) => err.name));
+    const gauges = async () => {
+      const text = (await call(`${url}/metrics`)).body as string;
+      return { queued: metric(text, 'deltatune_queue_depth'), inFlight: metric(text, 'deltatune_requests_in_flight'), batches: metric(text, 'deltatune_batch_size_count') };
+    };
+    while ((await gauges()).queued < 5) await new Promise((r) => setTimeout(r, 20));
+    controller.abort();
+    assert.deepEqual(await Promise.all(gone), Array(5).fill('AbortError'));
+    const deadline = Date.now() + 2_000;
+    let now = await gauges();
+    while ((now.queued > 0 || now.inFlight > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      now = await gauges();
+    }
+    assert.deepEqual(now, { queued: 0, inFlight: 0, batches: 0 }, 'dropped before their batch ran');
+    assert.equal((await predict(url, 'mona', images[0]!.bytes)).status, 200);
+  } finally {
+    await server.close();
+  }
+});
+
 /** `deltatune serve` in a child process; resolves once it listens. */
 async function spawnServer(args: string[]): Promise<{ child: ChildProcessWithoutNullStreams; url: string; output: () => string; exited: Promise<number | null> }> {
   const child = spawn(process.execPath, [CLI, 'serve', '--model', 'resnet18', '--weights', weights, '--port', '0', '--threads', '2', ...args]);
