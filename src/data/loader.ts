@@ -398,8 +398,7 @@ export class DataLoader {
     const per = S * S * 3;
     const bytes = new Uint8Array(kept.length * per);
     pixels.forEach((px, k) => bytes.set(px, k * per));
-    // NHWC bytes viewed as NCHW: the float copy keeps the channels-last strides.
-    return this.#finish(p.index, kept, epoch, () => permute(tensor(bytes, { shape: [kept.length, S, S, 3] }), [0, 3, 1, 2]).to('float32'));
+    return this.#finish(p.index, kept, epoch, () => imagesFromBytes(bytes, kept.length, S));
   }
 
   /** The in-memory fast path: uint8 batch → float → resize/crop/flip/jitter with libtorch. */
@@ -429,14 +428,7 @@ export class DataLoader {
     }
     const out = noGrad(() =>
       tidy(() => {
-        const x = pixels(); // float32 [B,C,S,S] in 0..255, C = 1 or 3
-        const mean = tensor(Float32Array.from(o.transform.mean), { shape: [1, 3, 1, 1] });
-        const std = tensor(Float32Array.from(o.transform.std), { shape: [1, 3, 1, 1] });
-        // torchvision's ToTensor + Normalize, op for op: x/255, −mean, ÷std (float32).
-        div_(x, 255);
-        let y = x.size(1) === 3 ? sub_(x, mean) : sub(x, mean); // greyscale broadcasts to RGB here
-        div_(y, std);
-        y = y.contiguous(o.channelsLast ? 'channelsLast' : 'contiguous');
+        const y = normalizeImages(pixels(), o.transform.mean, o.transform.std).contiguous(o.channelsLast ? 'channelsLast' : 'contiguous');
         const labels = tensor(BigInt64Array.from(labelValues, (l) => BigInt(l)));
         const targets = o.mixup > 0 || o.cutmix > 0 ? mixBatch(y, labels, o, new Rng(STREAM.mix, o.seed, epoch, b)) : undefined;
         return { images: y, labels, targets };
@@ -445,6 +437,22 @@ export class DataLoader {
     keep(out); // out of any scope the consumer has open around next()
     return new LoadedBatch(out.images, out.labels, out.targets, indices, b);
   }
+}
+
+/**
+ * torchvision's ToTensor + Normalize, op for op, on a float32 [B,C,S,S] batch in 0..255 (C = 1 or 3;
+ * in place for RGB, greyscale broadcasts to RGB): x/255, −mean, ÷std. Call it inside tidy.
+ */
+export function normalizeImages(x: Tensor, mean: readonly number[], std: readonly number[]): Tensor {
+  div_(x, 255);
+  const m = tensor(Float32Array.from(mean), { shape: [1, 3, 1, 1] });
+  const y = x.size(1) === 3 ? sub_(x, m) : sub(x, m);
+  return div_(y, tensor(Float32Array.from(std), { shape: [1, 3, 1, 1] }));
+}
+
+/** `count` RGB images as NHWC bytes, viewed as a float32 NCHW batch (the copy keeps channels-last strides). */
+export function imagesFromBytes(bytes: Uint8Array, count: number, size: number): Tensor {
+  return permute(tensor(bytes, { shape: [count, size, size, 3] }), [0, 3, 1, 2]).to('float32');
 }
 
 /**

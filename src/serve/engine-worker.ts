@@ -5,9 +5,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpuMemoryStats, memoryStats, noGrad, setNumThreads, tidy } from '../engine/index.js';
-import { tensor } from '../ops/creation.js';
-import { permute } from '../ops/shape.js';
-import { div_, sub_ } from '../ops/pointwise.js';
+import { imagesFromBytes, normalizeImages } from '../data/loader.js';
+import { topClasses } from '../train/tuned.js';
 import { createModel } from '../models/index.js';
 import type { VisionModel } from '../models/base.js';
 import { loadDelta, readDeltaManifest, type Delta } from '../delta/index.js';
@@ -162,20 +161,9 @@ if (parentPort) {
       input = new Uint8Array(padded * size * size * 3);
       input.set(pixels);
     }
+    // As the data loader prepares a batch and predictFiles reads it; padded rows are not returned.
     const results = noGrad(() =>
-      tidy(() => {
-        // As the data loader prepares a batch: NHWC bytes → float NCHW, x/255, −mean, ÷std.
-        const x = permute(tensor(input, { shape: [padded, size, size, 3] }), [0, 3, 1, 2]).to('float32');
-        div_(x, 255);
-        sub_(x, tensor(Float32Array.from(mean), { shape: [1, 3, 1, 1] }));
-        div_(x, tensor(Float32Array.from(std), { shape: [1, 3, 1, 1] }));
-        const top = model.forward(x.contiguous()).softmax(1).topk(k, { dim: 1 });
-        const p = top.values.toNumbers();
-        const idx = top.indices.toNumbers();
-        return Array.from({ length: count }, (_, row) =>
-          Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: d.info.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
-        );
-      }),
+      tidy(() => topClasses(model.forward(normalizeImages(imagesFromBytes(input, padded, size), mean, std).contiguous()), k, d.info.classes, count)),
     );
     return { results, switched };
   };

@@ -39,6 +39,7 @@ export class Scheduler {
   readonly #onBatch: (e: BatchEvent) => void;
   #queued = 0;
   #running: Promise<void> | null = null;
+  #runningDelta: string | null = null;
   #attached: string | null = null;
   readonly #lastServed = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
@@ -52,11 +53,6 @@ export class Scheduler {
   /** Images waiting for the engine (not counting the batch running). */
   get queued(): number {
     return this.#queued;
-  }
-
-  /** Waiting images of one delta. */
-  queuedFor(delta: string): number {
-    return this.#queues.get(delta)?.length ?? 0;
   }
 
   /** Top-k for one prepared image; `signal` drops it while it still waits. */
@@ -89,9 +85,11 @@ export class Scheduler {
     this.#lastServed.delete(delta);
   }
 
-  /** Resolves when nothing waits or runs. */
-  async drain(): Promise<void> {
-    while (this.#queued > 0 || this.#running) await (this.#running ?? new Promise((r) => setTimeout(r, 5)));
+  /** Resolves when nothing waits or runs: of one delta if named (traffic to others goes on), else at all. */
+  async drain(delta?: string): Promise<void> {
+    const busy = () =>
+      delta === undefined ? this.#queued > 0 || this.#running !== null : (this.#queues.get(delta)?.length ?? 0) > 0 || this.#runningDelta === delta;
+    while (busy()) await (this.#running ?? new Promise((r) => setTimeout(r, 5)));
   }
 
   #pump(): void {
@@ -134,8 +132,10 @@ export class Scheduler {
     const batch = q.splice(0, this.#o.maxBatch);
     this.#queued -= batch.length;
     if (q.length === 0) this.#queues.delete(pick);
+    this.#runningDelta = pick;
     this.#running = this.#run(pick, batch).finally(() => {
       this.#running = null;
+      this.#runningDelta = null;
       this.#pump();
     });
   }

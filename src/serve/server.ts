@@ -120,7 +120,6 @@ function integer(value: string | undefined, what: string, min: number, max: numb
 }
 
 export async function createServer(options: ServeOptions): Promise<DeltaServer> {
-  sharp.cache(false);
   const o = {
     maxBatch: 16, maxWaitMs: 5, maxQueue: 256, requestTimeoutMs: 30_000, maxBodyBytes: 16 << 20,
     maxImagePixels: 40_000_000, maxImagesPerRequest: 32, topK: 5,
@@ -254,8 +253,7 @@ export async function createServer(options: ServeOptions): Promise<DeltaServer> 
     unloading.add(name);
     deltas.delete(name);
     try {
-      while (scheduler.queuedFor(name) > 0) await new Promise((r) => setTimeout(r, 5));
-      await scheduler.drain();
+      await scheduler.drain(name);
       await engine.unload(name);
       scheduler.forget(name);
     } finally {

@@ -2,7 +2,7 @@
 // delta folder), for eval, predict and merge; the base is found by the sha256 the delta recorded.
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { noGrad, tidy } from '../engine/index.js';
+import { noGrad, tidy, type Tensor } from '../engine/index.js';
 import { fileSha256 } from '../delta/files.js';
 import { createModel, listModels } from '../models/index.js';
 import { isWeightsName } from '../hub/index.js';
@@ -128,6 +128,16 @@ export interface Prediction {
   top: { label: string; index: number; probability: number }[];
 }
 
+/** Per row of `logits` [B, classes], the k most probable classes (softmax), most probable first. Call it inside tidy. */
+export function topClasses(logits: Tensor, k: number, classes: readonly string[], rows = logits.size(0)): Prediction['top'][] {
+  const top = logits.softmax(1).topk(k, { dim: 1 });
+  const p = top.values.toNumbers();
+  const idx = top.indices.toNumbers();
+  return Array.from({ length: rows }, (_, row) =>
+    Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
+  );
+}
+
 /** Top-k predictions for image files, prepared exactly as the delta's evaluation transform. */
 export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batchSize = 16, progress?: ProgressMode | ProgressSink): Promise<Prediction[]> {
   const k = Math.min(topK, tuned.classes.length);
@@ -142,16 +152,8 @@ export async function predictFiles(tuned: Tuned, files: string[], topK = 5, batc
       try {
         // tidy: the forward's intermediates are freed here, not left to the finalizer.
         noGrad(() => tidy(() => {
-          const probs = model.forward(batch.images).softmax(1);
-          const top = probs.topk(k, { dim: 1 });
-          const p = top.values.toNumbers();
-          const idx = top.indices.toNumbers();
-          batch.indices.forEach((fileIndex, row) => {
-            out.push({
-              source: files[fileIndex]!,
-              top: Array.from({ length: k }, (_, j) => ({ index: idx[row * k + j]!, label: tuned.classes[idx[row * k + j]!]!, probability: p[row * k + j]! })),
-            });
-          });
+          const tops = topClasses(model.forward(batch.images), k, tuned.classes);
+          batch.indices.forEach((fileIndex, row) => out.push({ source: files[fileIndex]!, top: tops[row]! }));
         }));
       } finally {
         batch.dispose();
